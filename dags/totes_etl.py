@@ -1,0 +1,80 @@
+"""totes_etl: totesys -> S3 ingestion (parquet) -> S3 processed (star schema parquet) -> warehouse.
+
+Every 15 minutes, for the data interval that just ended:
+
+1. ``ensure_warehouse_schema`` creates whatever of the warehouse is missing (never drops);
+2. ``ingest.<table>`` extracts each totesys table's changed rows into the ingestion bucket;
+3. ``transform.<table>`` builds each dimension and fact from the ingests it reads;
+4. ``load.<table>`` merges it into the warehouse; facts load after the dimensions they reference.
+
+Trigger with ``{"full_refresh": true}`` to re-read every table in full (README, runbook).
+The tables and their wiring come from include/registry.py; the logic lives in include/.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup
+
+from include.alerts import failure_notifier
+from include.config import DAG_ID, SCHEDULE_CRON, variable_template
+from include.operators import LakeTransformOperator, S3ToWarehouseOperator, TotesysToS3Operator, WarehouseSchemaOperator
+from include.registry import SOURCE_TABLES, WAREHOUSE_TABLES
+
+INGESTION_BUCKET = variable_template("totes_ingestion_bucket")
+PROCESSED_BUCKET = variable_template("totes_processed_bucket")
+WAREHOUSE_SCHEMA = variable_template("totes_warehouse_schema")
+
+with DAG(
+    dag_id=DAG_ID,
+    description="totesys to the star-schema warehouse, every 15 minutes",
+    schedule=CronDataIntervalTimetable(SCHEDULE_CRON, timezone="UTC"),
+    start_date=pendulum.datetime(2024, 11, 1, tz="UTC"),
+    catchup=False,  # a run after a gap reads everything since the last success (include/lake.py)
+    max_active_runs=1,
+    dagrun_timeout=timedelta(minutes=30),
+    default_args={
+        "owner": "data-engineering",
+        "retries": 3,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=5),
+        "execution_timeout": timedelta(minutes=20),
+        "on_failure_callback": [failure_notifier()],
+    },
+    params={"full_refresh": Param(False, type="boolean", description="extract every table in full")},
+    tags=["totesys", "warehouse", "etl"],
+    doc_md=__doc__,
+) as dag:
+    ensure_schema = WarehouseSchemaOperator(task_id="ensure_warehouse_schema", schema=WAREHOUSE_SCHEMA)
+
+    with TaskGroup("ingest", tooltip="totesys -> ingestion bucket, one task per source table"):
+        ingest = {t.name: TotesysToS3Operator(task_id=t.name, table=t.name, bucket=INGESTION_BUCKET) for t in SOURCE_TABLES}
+
+    with TaskGroup("transform", tooltip="ingestion -> processed bucket, one task per warehouse table"):
+        transform = {
+            w.name: LakeTransformOperator(
+                task_id=w.name,
+                table=w.name,
+                ingested={source: ingest[source].output for source in w.sources},
+                ingestion_bucket=INGESTION_BUCKET,
+                processed_bucket=PROCESSED_BUCKET,
+            )
+            for w in WAREHOUSE_TABLES
+        }
+
+    with TaskGroup("load", tooltip="processed bucket -> warehouse; dimensions before facts"):
+        load = {
+            w.name: S3ToWarehouseOperator(
+                task_id=w.name, table=w.name, transformed=transform[w.name].output, bucket=PROCESSED_BUCKET, schema=WAREHOUSE_SCHEMA
+            )
+            for w in WAREHOUSE_TABLES
+        }
+
+    ensure_schema >> list(ingest.values())
+    for w in WAREHOUSE_TABLES:
+        ensure_schema >> load[w.name]
+        for referenced in w.references:
+            load[referenced] >> load[w.name]

@@ -1,0 +1,275 @@
+"""The lake: object key layout, manifests, and the window each run extracts.
+
+Key layout (both buckets, README "Key layout"):
+
+    <table>/date=<YYYY-MM-DD>/run=<run id>/part-00000.parquet
+    <table>/date=<YYYY-MM-DD>/run=<run id>/manifest.json
+
+``date`` is the UTC day of the run's data interval end; ``run`` is the Airflow run id made safe
+for keys. A rerun of the same run writes the same keys (idempotent), two different runs never
+share a key. The manifest is written last and is the commit: readers only read the parts it lists,
+so a task killed half-way leaves nothing that anyone reads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+MANIFEST_FORMAT = 1
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+
+
+def run_key(run_id: str) -> str:
+    """The run id as a key segment: ``scheduled__2024-11-15T14:15:00+00:00`` -> ``scheduled__2024-11-15T14-15-00-00-00``."""
+    return _UNSAFE.sub("-", run_id).strip("-")
+
+
+def run_prefix(table: str, interval_end: datetime, run_id: str) -> str:
+    day = to_naive_utc(interval_end).date().isoformat()
+    return f"{table}/date={day}/run={run_key(run_id)}/"
+
+
+def part_key(prefix: str, n: int) -> str:
+    return f"{prefix}part-{n:05d}.parquet"
+
+
+def manifest_key(prefix: str) -> str:
+    return f"{prefix}manifest.json"
+
+
+def to_naive_utc(value: datetime) -> datetime:
+    """totesys stores UTC wall-clock time without zone: compare in the same terms."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+# ------------------------------------------------------------------------------------------
+# The window
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """What one ingest reads: rows with ``last_updated >= start`` (all rows when ``start`` is
+    None: a snapshot), as they are when it reads them.
+
+    ``interval_end`` is the end of the run's data interval. The read is deliberately not cut at
+    it: a row changed after the interval end is read now and again by the next run (the load
+    keeps one copy), whereas cutting it off would hide the current version of a row that a
+    joined dimension needs (an address changed a minute after the interval end, pointed at by a
+    counterparty changed inside it).
+    """
+
+    start: datetime | None
+    interval_end: datetime
+
+    @property
+    def mode(self) -> str:
+        return "snapshot" if self.start is None else "incremental"
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"start": self.start.isoformat() if self.start else None, "interval_end": self.interval_end.isoformat()}
+
+
+def ingest_window(
+    *,
+    interval_start: datetime,
+    interval_end: datetime,
+    prev_success_end: datetime | None,
+    is_first_run: bool,
+    table_in_lake: bool,
+    full_refresh: bool,
+    lookback: timedelta,
+) -> Window:
+    """The window one ingest reads (README, "Window and lookback").
+
+    * A full snapshot on the first run of the DAG, when the lake holds nothing of the table (a
+      new table, an emptied bucket), or on request (``full_refresh``).
+    * Otherwise every row changed since the end of the previous *successful* run, minus the
+      lookback: a failed or skipped run leaves no gap, because the next run reaches back to the
+      last success; rows committed late (last_updated set before a slow commit) are read by the
+      next run as long as they commit within the lookback.
+    """
+    end = to_naive_utc(interval_end)
+    if full_refresh or is_first_run or not table_in_lake:
+        return Window(None, end)
+    start = to_naive_utc(interval_start)
+    if prev_success_end is not None:
+        start = min(start, to_naive_utc(prev_success_end))
+    return Window(start - lookback, end)
+
+
+# ------------------------------------------------------------------------------------------
+# Manifests
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Part:
+    key: str
+    rows: int
+
+
+@dataclass
+class Manifest:
+    """What one task wrote for one table in one run."""
+
+    table: str
+    run_id: str
+    rows: int
+    parts: list[Part]
+    columns: list[dict[str, Any]]
+    window: dict[str, str | None] = field(default_factory=dict)
+    mode: str | None = None
+    max_last_updated: str | None = None
+    inputs: list[str] = field(default_factory=list)
+    format: int = MANIFEST_FORMAT
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Manifest:
+        data = json.loads(raw)
+        if data.get("format") != MANIFEST_FORMAT:
+            raise ValueError(f"unsupported manifest format {data.get('format')!r}")
+        data["parts"] = [Part(**p) for p in data["parts"]]
+        return cls(**data)
+
+
+def schema_description(schema: pa.Schema) -> list[dict[str, Any]]:
+    return [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in schema]
+
+
+# ------------------------------------------------------------------------------------------
+# Object store access (through the Amazon provider's S3Hook)
+# ------------------------------------------------------------------------------------------
+
+
+class Lake:
+    """One bucket, read and written through an ``S3Hook`` (so the same code runs on AWS, MinIO
+    or moto: the endpoint comes from the Airflow connection)."""
+
+    def __init__(self, hook: Any, bucket: str) -> None:
+        self.hook = hook
+        self.bucket = bucket
+
+    @property
+    def client(self) -> Any:
+        return self.hook.get_conn()
+
+    def has_prefix(self, prefix: str) -> bool:
+        """Whether anything exists under ``prefix`` (one LIST call of one key, whatever the size)."""
+        resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
+        return resp.get("KeyCount", 0) > 0
+
+    def keys(self, prefix: str) -> list[str]:
+        return self.hook.list_keys(bucket_name=self.bucket, prefix=prefix) or []
+
+    def put_file(self, path: str, key: str) -> None:
+        self.hook.load_file(filename=path, key=key, bucket_name=self.bucket, replace=True)
+
+    def put_bytes(self, data: bytes, key: str) -> None:
+        self.hook.load_bytes(data, key=key, bucket_name=self.bucket, replace=True)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def download(self, key: str, path: str) -> None:
+        self.client.download_file(self.bucket, key, path)
+
+    def delete(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        if keys:
+            self.hook.delete_objects(bucket=self.bucket, keys=keys)
+
+    def read_manifest(self, key: str) -> Manifest:
+        return Manifest.from_json(self.get_bytes(key))
+
+    def commit(self, prefix: str, manifest: Manifest) -> str:
+        """Write the manifest (the commit point), then drop leftovers of earlier attempts."""
+        key = manifest_key(prefix)
+        self.put_bytes(manifest.to_json(), key)
+        keep = {p.key for p in manifest.parts} | {key}
+        self.delete(k for k in self.keys(prefix) if k not in keep)
+        return key
+
+    def discard(self, prefix: str) -> None:
+        """Remove what an earlier attempt of this run left under ``prefix`` (nothing to commit now)."""
+        self.delete(self.keys(prefix))
+
+    def iter_parts(self, manifest: Manifest, workdir: str) -> Iterator[str]:
+        """Download the manifest's parts one at a time; yields a local path, removed afterwards."""
+        import os
+
+        for i, part in enumerate(manifest.parts):
+            path = os.path.join(workdir, f"in-{i:05d}.parquet")
+            self.download(part.key, path)
+            try:
+                yield path
+            finally:
+                os.remove(path)
+
+
+def write_parquet_parts(
+    lake: Lake,
+    prefix: str,
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
+    workdir: str,
+    *,
+    rows_per_part: int = 1_000_000,
+) -> list[Part]:
+    """Write batches as parquet parts under ``prefix``; each part is spooled to disk, then uploaded.
+
+    Memory holds one batch at a time; an empty input writes nothing at all.
+    """
+    import os
+
+    import pyarrow.parquet as pq
+
+    parts: list[Part] = []
+    writer: pq.ParquetWriter | None = None
+    path = os.path.join(workdir, "out.parquet")
+    rows_in_part = 0
+
+    def close_part() -> None:
+        nonlocal writer, rows_in_part
+        if writer is None:
+            return
+        writer.close()
+        key = part_key(prefix, len(parts))
+        lake.put_file(path, key)
+        os.remove(path)
+        parts.append(Part(key=key, rows=rows_in_part))
+        writer, rows_in_part = None, 0
+
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        if writer is None:
+            writer = pq.ParquetWriter(path, schema, compression="zstd")
+        writer.write_batch(batch.cast(schema) if batch.schema != schema else batch)
+        rows_in_part += batch.num_rows
+        if rows_in_part >= rows_per_part:
+            close_part()
+    close_part()
+    return parts
+
+
+def read_parquet_batches(path: str, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """The row groups of a local parquet file, one at a time."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as f:
+        for i in range(f.num_row_groups):
+            yield from f.read_row_group(i, columns=columns).to_batches()
