@@ -29,6 +29,7 @@ def variable_template(name: str) -> str:
 
 DAG_ID = "totes_etl"
 SCHEDULE_CRON = "*/15 * * * *"
+SCHEDULE_PERIOD = timedelta(minutes=15)  # the interval SCHEDULE_CRON gives each run
 # Rows may commit after a run read their window (last_updated is set before commit): every
 # incremental extract reaches this far back before the previous successful run's end. The
 # warehouse load deduplicates what is read twice.

@@ -63,6 +63,15 @@ class _CopyReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def has_data(self) -> bool:
+        """Whether the COPY produced any bytes at all (pulls the first chunk)."""
+        while not self._pending:
+            try:
+                self._pending = memoryview(next(self._chunks))
+            except StopIteration:
+                return False
+        return True
+
     def readinto(self, buffer) -> int:  # type: ignore[override]
         while not self._pending:
             try:
@@ -93,8 +102,11 @@ def copy_out_batches(
 
     copy_sql = _sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv)").format(query)
     with cursor.copy(copy_sql, params) as copy:
+        source = _CopyReader(copy)
+        if not source.has_data():
+            return  # no rows (Arrow's reader refuses an empty stream)
         reader = pacsv.open_csv(
-            io.BufferedReader(_CopyReader(copy), buffer_size=1 << 20),
+            io.BufferedReader(source, buffer_size=1 << 20),
             read_options=pacsv.ReadOptions(column_names=schema.names, block_size=_block_size(schema, batch_rows)),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,6 +29,18 @@ def s3_hook(aws_conn_id: str) -> Any:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     return S3Hook(aws_conn_id=aws_conn_id)
+
+
+def run_interval(context: Any) -> tuple[datetime, datetime]:
+    """The run's data interval. A manual run triggered without a logical date has none in
+    Airflow 3: it then covers the schedule period that ends when it was triggered."""
+    from include.config import SCHEDULE_PERIOD
+
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if end is None:
+        end = context["dag_run"].run_after
+        start = end - SCHEDULE_PERIOD
+    return start, end
 
 
 def unwrap(value: Any) -> Any:

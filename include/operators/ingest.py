@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from include.config import AWS_CONN_ID, BATCH_ROWS, LOOKBACK, SOURCE_CONN_ID
-from include.operators._common import psycopg_connection, s3_hook, unwrap
+from include.operators._common import psycopg_connection, run_interval, s3_hook, unwrap
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -62,16 +62,17 @@ class TotesysToS3Operator(BaseOperator):
         lake = Lake(s3_hook(self.aws_conn_id), self.bucket)
         dag_run = context["dag_run"]
         prev_success_end = unwrap(context.get("prev_data_interval_end_success"))
+        interval_start, interval_end = run_interval(context)
         window = ingest_window(
-            interval_start=context["data_interval_start"],
-            interval_end=context["data_interval_end"],
+            interval_start=interval_start,
+            interval_end=interval_end,
             prev_success_end=prev_success_end,
             is_first_run=prev_success_end is None and dag_run.logical_date is not None,
             table_in_lake=lake.has_prefix(f"{table.name}/"),
             full_refresh=bool(context["params"].get("full_refresh", False)),
             lookback=self.lookback,
         )
-        prefix = run_prefix(table.name, context["data_interval_end"], dag_run.run_id)
+        prefix = run_prefix(table.name, interval_end, dag_run.run_id)
         self.log.info("Extracting %s (%s) %s into s3://%s/%s", table.name, window.mode, window.as_dict(), self.bucket, prefix)
 
         rows = 0

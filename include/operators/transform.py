@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from include.config import AWS_CONN_ID
-from include.operators._common import s3_hook
+from include.operators._common import run_interval, s3_hook
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -61,7 +61,7 @@ class LakeTransformOperator(BaseOperator):
         hook = s3_hook(self.aws_conn_id)
         ingestion, processed = Lake(hook, self.ingestion_bucket), Lake(hook, self.processed_bucket)
         dag_run = context["dag_run"]
-        prefix = run_prefix(table.name, context["data_interval_end"], dag_run.run_id)
+        prefix = run_prefix(table.name, run_interval(context)[1], dag_run.run_id)
         inputs = {src: ingestion.read_manifest(r["manifest_key"]) for src, r in self.ingested.items() if r and r.get("manifest_key")}
         result: dict[str, Any] = {"table": table.name, "rows": 0, "manifest_key": None}
         if not inputs:

@@ -1,0 +1,375 @@
+"""The embedded local stack: everything totes_etl needs on one machine, no Docker, loopback only.
+
+    python -m devtools.stack up       # start it all (idempotent)
+    python -m devtools.stack demo     # up, run totes_etl once, show the warehouse, leave it running
+    python -m devtools.stack status
+    python -m devtools.stack down     # stop it all
+
+What runs (state under .stack/):
+* PostgreSQL: the server in $TOTES_PG_URL if set (an admin URL), otherwise a cluster created in
+  .stack/pg from the system's binaries on 127.0.0.1:$TOTES_PG_PORT (55432). Databases: totesys
+  (generated, seed 42, scale $TOTES_SCALE), warehouse, and totes_airflow (Airflow's metadata).
+* S3: moto's server on 127.0.0.1:55000 with the ingestion and processed buckets.
+* SMTP: a server on 127.0.0.1:55025 that keeps every mail in .stack/mail/*.eml.
+* Airflow 3: the four components `airflow standalone` starts (scheduler, dag-processor,
+  api-server on 127.0.0.1:8080, triggerer), started one by one so that each binds to loopback
+  (standalone's built-in log servers would listen on every interface); LocalExecutor.
+* the change simulator, writing application-like changes to totesys every 5 minutes.
+
+Every connection and variable is given to Airflow through AIRFLOW_CONN_* / AIRFLOW_VAR_*.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess  # nosec B404 - starts our own components with fixed argv
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+
+from devtools.pg import LocalCluster, create_database
+from devtools.s3 import airflow_connection, create_buckets
+from include.config import VARIABLES
+
+ROOT = Path(__file__).resolve().parents[1]
+STACK = ROOT / ".stack"
+VENV_BIN = Path(sys.executable).parent
+
+PG_PORT = int(os.environ.get("TOTES_PG_PORT", "55432"))
+S3_PORT = int(os.environ.get("TOTES_S3_PORT", "55000"))
+SMTP_PORT = int(os.environ.get("TOTES_SMTP_PORT", "55025"))
+API_PORT = int(os.environ.get("TOTES_AIRFLOW_PORT", "8080"))
+SCALE = float(os.environ.get("TOTES_SCALE", "1"))
+SIMULATE_EVERY = int(os.environ.get("TOTES_SIMULATE_EVERY", "300"))
+DATABASES = {"totesys": "totesys", "warehouse": "warehouse", "airflow": "totes_airflow"}
+AIRFLOW_COMPONENTS = {
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(API_PORT)],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+}
+
+
+def log(msg: str) -> None:
+    print(f"[stack] {msg}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------
+# PostgreSQL
+# ------------------------------------------------------------------------------------------
+
+
+def pg_admin_url() -> str:
+    return os.environ.get("TOTES_PG_URL") or LocalCluster(STACK / "pg", PG_PORT).url
+
+
+def start_postgres() -> str:
+    if os.environ.get("TOTES_PG_URL"):
+        log(f"PostgreSQL: using the configured server {os.environ['TOTES_PG_URL'].split('@')[-1]}")
+        return os.environ["TOTES_PG_URL"]
+    cluster = LocalCluster(STACK / "pg", PG_PORT)
+    if not cluster.is_running():
+        log(f"PostgreSQL: starting the cluster in {cluster.base_dir} on 127.0.0.1:{PG_PORT}")
+        cluster.start()
+    return cluster.url
+
+
+def prepare_databases(admin: str) -> dict[str, str]:
+    from devtools.totesys.generator import GeneratorSettings, generate
+    from include.ddl import cursor_index_ddl
+
+    urls = {role: create_database(admin, name, exist_ok=True) for role, name in DATABASES.items()}
+    with psycopg.connect(urls["totesys"]) as conn:
+        has_tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0]
+    if not has_tables:
+        log(f"totesys: generating (seed 42, scale {SCALE:g})")
+        with psycopg.connect(urls["totesys"]) as conn:
+            counts = generate(conn, GeneratorSettings(seed=42, scale=SCALE))
+        log("totesys: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
+    with psycopg.connect(urls["totesys"], autocommit=True) as conn:
+        for stmt in cursor_index_ddl():
+            conn.execute(stmt)
+    return urls
+
+
+# ------------------------------------------------------------------------------------------
+# Processes
+# ------------------------------------------------------------------------------------------
+
+
+def pid_file(name: str) -> Path:
+    return STACK / "pids" / f"{name}.pid"
+
+
+def running_pid(name: str) -> int | None:
+    path = pid_file(name)
+    if not path.exists():
+        return None
+    pid = int(path.read_text())
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        path.unlink()
+        return None
+    return pid
+
+
+def start_process(name: str, argv: list[str], env: dict[str, str]) -> None:
+    if running_pid(name):
+        return
+    (STACK / "pids").mkdir(parents=True, exist_ok=True)
+    (STACK / "logs").mkdir(parents=True, exist_ok=True)
+    with open(STACK / "logs" / f"{name}.log", "ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True)  # nosec B603
+    pid_file(name).write_text(str(proc.pid))
+    log(f"{name}: started (pid {proc.pid}, log .stack/logs/{name}.log)")
+
+
+def stop_process(name: str) -> None:
+    pid = running_pid(name)
+    if not pid:
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            break
+        time.sleep(0.1)
+    else:
+        os.killpg(pid, signal.SIGKILL)
+    pid_file(name).unlink(missing_ok=True)
+    log(f"{name}: stopped")
+
+
+def wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=3):  # noqa: S310 - our loopback URL
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer within {timeout:.0f} s") from None
+            time.sleep(1)
+
+
+# ------------------------------------------------------------------------------------------
+# Airflow
+# ------------------------------------------------------------------------------------------
+
+
+def stack_secrets() -> dict[str, str]:
+    """Keys the Airflow components must share, and the UI password; made once, kept 0600."""
+    path = STACK / "secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    from cryptography.fernet import Fernet
+
+    values = {
+        "fernet_key": Fernet.generate_key().decode(),
+        "jwt_secret": secrets.token_urlsafe(32),
+        "api_secret_key": secrets.token_urlsafe(32),
+        "admin_password": secrets.token_urlsafe(12),
+    }
+    STACK.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(values))
+    path.chmod(0o600)
+    return values
+
+
+def pg_connection(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    return json.dumps({"conn_type": "postgres", "host": u.hostname, "port": u.port, "login": u.username, "schema": u.path.lstrip("/")})
+
+
+def airflow_env(urls: dict[str, str]) -> dict[str, str]:
+    keys = stack_secrets()
+    home = STACK / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps({"admin": keys["admin_password"]}))
+    passwords.chmod(0o600)
+    metadata = urls["airflow"].replace("postgresql://", "postgresql+psycopg://", 1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__"))}
+    env.update(
+        {
+            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONPATH": str(ROOT),
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{API_PORT}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(API_PORT),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{API_PORT}",
+            "AIRFLOW__API__SECRET_KEY": keys["api_secret_key"],
+            "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            # The configuration contract (README): the same names as on MWAA and in compose.
+            "AIRFLOW_CONN_TOTESYS_DB": pg_connection(urls["totesys"]),
+            "AIRFLOW_CONN_WAREHOUSE_DB": pg_connection(urls["warehouse"]),
+            "AIRFLOW_CONN_AWS_DEFAULT": airflow_connection(f"http://127.0.0.1:{S3_PORT}"),
+            "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(
+                {"conn_type": "smtp", "host": "127.0.0.1", "port": SMTP_PORT, "extra": {"disable_tls": True, "disable_ssl": True}}
+            ),
+        }
+    )
+    for name, default in VARIABLES.items():
+        env[f"AIRFLOW_VAR_{name.upper()}"] = os.environ.get(f"AIRFLOW_VAR_{name.upper()}", default)
+    return env
+
+
+def airflow(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([str(VENV_BIN / "airflow"), *args], env=env, cwd=ROOT, capture_output=True, text=True, check=check)  # nosec B603
+
+
+# ------------------------------------------------------------------------------------------
+# Commands
+# ------------------------------------------------------------------------------------------
+
+
+def up() -> dict[str, str]:
+    STACK.mkdir(exist_ok=True)
+    admin = start_postgres()
+    urls = prepare_databases(admin)
+    start_process("s3", [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(S3_PORT)], dict(os.environ))
+    wait_http(f"http://127.0.0.1:{S3_PORT}/moto-api/", 30)
+    create_buckets(f"http://127.0.0.1:{S3_PORT}", VARIABLES["totes_ingestion_bucket"], VARIABLES["totes_processed_bucket"])
+    start_process("smtp", [sys.executable, "-m", "devtools.smtp", "--port", str(SMTP_PORT), "--maildir", str(STACK / "mail")],
+                  dict(os.environ, PYTHONPATH=str(ROOT)))
+    env = airflow_env(urls)
+    log("Airflow: migrating the metadata database")
+    airflow(env, "db", "migrate")
+    for name, args in AIRFLOW_COMPONENTS.items():
+        start_process(f"airflow-{name}", [str(VENV_BIN / "airflow"), *args], env)
+    start_process(
+        "simulator",
+        [sys.executable, "-m", "devtools.totesys.simulator", "--url", urls["totesys"], "--every", str(SIMULATE_EVERY)],
+        dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    wait_http(f"http://127.0.0.1:{API_PORT}/api/v2/monitor/health", 180)
+    log(f"Airflow UI: http://127.0.0.1:{API_PORT}  (user admin, password {stack_secrets()['admin_password']})")
+    return urls
+
+
+def wait_for_dag(urls: dict[str, str], timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(urls["airflow"], autocommit=True) as conn:
+        while True:
+            row = conn.execute("SELECT 1 FROM dag WHERE dag_id = 'totes_etl'").fetchone() if _has_table(conn, "dag") else None
+            if row:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("the dag-processor did not register totes_etl (see .stack/logs/airflow-dag-processor.log)")
+            time.sleep(2)
+
+
+def _has_table(conn: psycopg.Connection, name: str) -> bool:
+    return bool(conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0])
+
+
+def wait_for_runs(urls: dict[str, str], since_runs: int, timeout: float = 900) -> list[tuple[str, str]]:
+    """Wait until every totes_etl run created after the first ``since_runs`` has finished."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(urls["airflow"], autocommit=True) as conn:
+        while True:
+            runs = conn.execute("SELECT run_id, state FROM dag_run WHERE dag_id = 'totes_etl' ORDER BY id").fetchall()[since_runs:]
+            if runs and all(state in ("success", "failed") for _, state in runs):
+                return runs
+            if time.monotonic() > deadline:
+                raise TimeoutError("totes_etl did not finish in time (see the UI or .stack/logs)")
+            time.sleep(3)
+
+
+def warehouse_counts(url: str, schema: str) -> dict[str, int]:
+    from include.registry import WAREHOUSE_TABLES
+    from psycopg import sql
+
+    with psycopg.connect(url) as conn:
+        return {
+            t.name: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, t.name))).fetchone()[0]
+            for t in WAREHOUSE_TABLES
+        }
+
+
+def demo() -> int:
+    urls = up()
+    env = airflow_env(urls)
+    wait_for_dag(urls)
+    with psycopg.connect(urls["airflow"], autocommit=True) as conn:
+        before = conn.execute("SELECT count(*) FROM dag_run WHERE dag_id = 'totes_etl'").fetchone()[0]
+    # Unpausing schedules the latest 15-minute interval; the trigger makes sure a run starts now.
+    airflow(env, "dags", "unpause", "totes_etl")
+    airflow(env, "dags", "trigger", "totes_etl")
+    log("totes_etl: triggered, waiting for the run to finish")
+    runs = wait_for_runs(urls, before)
+    for run_id, state in runs:
+        log(f"totes_etl: run {run_id} finished: {state}")
+    ok = all(state == "success" for _, state in runs)
+    counts = warehouse_counts(urls["warehouse"], env["AIRFLOW_VAR_TOTES_WAREHOUSE_SCHEMA"])
+    print("\nWarehouse (schema %s):" % env["AIRFLOW_VAR_TOTES_WAREHOUSE_SCHEMA"])
+    for table, n in counts.items():
+        print(f"  {table:<22}{n:>10,}")
+    print(
+        f"\nAirflow UI: http://127.0.0.1:{API_PORT}  user admin, password {stack_secrets()['admin_password']}\n"
+        f"totes_etl runs every 15 minutes; the simulator changes totesys every {SIMULATE_EVERY // 60} minutes.\n"
+        "Failure mails land in .stack/mail/. Stop everything with: make down"
+    )
+    return 0 if ok and all(counts.values()) else 1
+
+
+def down() -> int:
+    for name in ["simulator", *(f"airflow-{n}" for n in AIRFLOW_COMPONENTS), "smtp", "s3"]:
+        stop_process(name)
+    if not os.environ.get("TOTES_PG_URL"):
+        cluster = LocalCluster(STACK / "pg", PG_PORT)
+        if cluster.is_running():
+            cluster.stop()
+            log("PostgreSQL: stopped")
+    return 0
+
+
+def status() -> int:
+    names = ["s3", "smtp", *(f"airflow-{n}" for n in AIRFLOW_COMPONENTS), "simulator"]
+    for name in names:
+        pid = running_pid(name)
+        print(f"{name:<24}{'running (pid %d)' % pid if pid else 'stopped'}")
+    cluster = LocalCluster(STACK / "pg", PG_PORT)
+    print(f"{'postgres':<24}{'configured server' if os.environ.get('TOTES_PG_URL') else ('running' if cluster.is_running() else 'stopped')}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down", "status", "demo"])
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        up()
+        return 0
+    return {"down": down, "status": status, "demo": demo}[args.command]()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

@@ -1,0 +1,204 @@
+"""Test harness: real PostgreSQL, a real S3 API, a real SMTP server, an isolated Airflow.
+
+PostgreSQL: set TOTES_TEST_PG_URL (e.g. postgresql://postgres@127.0.0.1:5432/postgres) to use an
+existing server; otherwise a throwaway cluster is created from the system's PostgreSQL binaries
+for the session. Either way every database a test uses is created with a unique name and
+dropped afterwards; nothing the harness did not create is ever dropped.
+
+S3: moto's HTTP server on loopback, reached through the provider's S3Hook with an endpoint URL
+in the aws_default connection (exactly how MinIO or AWS is reached).
+
+Airflow: a temporary AIRFLOW_HOME with its own SQLite metadata database, set before Airflow is
+imported; connections and variables come from AIRFLOW_CONN_* / AIRFLOW_VAR_* variables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_EXTRACT = ROOT.parent / "shared" / "data" / "totesys-2024-11-15"
+
+# Airflow reads its configuration when first imported: isolate it before any test imports it.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="totes-airflow-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
+os.environ.setdefault("PYTHONPATH", str(ROOT))
+
+sys.path.insert(0, str(ROOT))
+
+from devtools.pg import LocalCluster, create_database, drop_database, free_port  # noqa: E402
+from devtools.s3 import ThreadedS3Server, airflow_connection, create_buckets  # noqa: E402
+from devtools.smtp import SmtpServer  # noqa: E402
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------
+# PostgreSQL
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    configured = os.environ.get("TOTES_TEST_PG_URL")
+    if configured:
+        yield configured
+        return
+    base = Path(tempfile.mkdtemp(prefix="totes-pg-"))
+    cluster = LocalCluster(base / "pg", free_port())
+    cluster.start(fast_unsafe=True)
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def _session_databases(pg_admin_url: str) -> Iterator[list[str]]:
+    created: list[str] = []
+    yield created
+    for name in created:
+        drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def new_database(pg_admin_url: str, _session_databases: list[str]):
+    """Factory: a fresh, uniquely named database; dropped when the test ends."""
+    mine: list[str] = []
+
+    def make(label: str) -> str:
+        name = f"totes_test_{uuid.uuid4().hex[:10]}_{label}"
+        url = create_database(pg_admin_url, name)
+        mine.append(name)
+        return url
+
+    yield make
+    for name in mine:
+        drop_database(pg_admin_url, name)
+
+
+# ------------------------------------------------------------------------------------------
+# S3 and SMTP
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    server = ThreadedS3Server(free_port())
+    server.start()
+    try:
+        yield server.endpoint_url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def new_buckets(s3_endpoint: str):
+    def make(*labels: str) -> list[str]:
+        names = [f"totes-{label}-{uuid.uuid4().hex[:8]}" for label in labels]
+        create_buckets(s3_endpoint, *names)
+        return names
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# ------------------------------------------------------------------------------------------
+# Airflow
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Create the metadata database of the isolated AIRFLOW_HOME (once per session)."""
+    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+    return _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def totes_dag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "totes_etl.py"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.get_dag("totes_etl")
+
+
+def pg_connection_json(url: str, *, login: str | None = None, password: str | None = None) -> str:
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    conn = {"conn_type": "postgres", "host": u.hostname, "port": u.port or 5432, "login": login or u.username, "schema": u.path.lstrip("/")}
+    if password or u.password:
+        conn["password"] = password or u.password
+    return json.dumps(conn)
+
+
+def smtp_connection_json(port: int) -> str:
+    return json.dumps(
+        {
+            "conn_type": "smtp",
+            "host": "127.0.0.1",
+            "port": port,
+            "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "totes-etl@terrifictotes.com"},
+        }
+    )
+
+
+@pytest.fixture
+def airflow_connections(monkeypatch, s3_endpoint, smtp_server):
+    """Point the four connections and four variables at the given services (per test)."""
+
+    def configure(*, totesys_url: str, warehouse_url: str, ingestion: str, processed: str, schema: str = "public", alerts: str = "alerts@example.com") -> None:
+        monkeypatch.setenv("AIRFLOW_CONN_TOTESYS_DB", pg_connection_json(totesys_url))
+        monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DB", pg_connection_json(warehouse_url))
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", airflow_connection(s3_endpoint))
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection_json(smtp_server.port))
+        monkeypatch.setenv("AIRFLOW_VAR_TOTES_INGESTION_BUCKET", ingestion)
+        monkeypatch.setenv("AIRFLOW_VAR_TOTES_PROCESSED_BUCKET", processed)
+        monkeypatch.setenv("AIRFLOW_VAR_TOTES_WAREHOUSE_SCHEMA", schema)
+        monkeypatch.setenv("AIRFLOW_VAR_TOTES_ALERT_EMAILS", alerts)
+
+    return configure
+
+
+def forget_dag_runs(dag_id: str) -> None:
+    """Delete the metadata of earlier runs, so each test starts with a DAG that never ran."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        for run in session.query(DagRun).filter(DagRun.dag_id == dag_id).all():
+            session.delete(run)
+
+
+@pytest.fixture
+def real_extract_dir() -> Path:
+    if not SHARED_EXTRACT.is_dir():
+        pytest.skip(f"the real totesys extract is not here ({SHARED_EXTRACT}): generated data covers the same ground")
+    return SHARED_EXTRACT

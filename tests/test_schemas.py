@@ -1,0 +1,221 @@
+"""Both DDLs, built from scratch in real PostgreSQL, match the spec exactly (information_schema)."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from include.ddl import create_totesys_schema, ensure_warehouse_schema
+from tests import spec_tables as spec
+
+
+def columns(conn: psycopg.Connection, schema: str, table: str) -> list[tuple[str, str, bool]]:
+    return [
+        (name, dtype, nullable == "YES")
+        for name, dtype, nullable in conn.execute(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (schema, table),
+        )
+    ]
+
+
+def base_tables(conn: psycopg.Connection, schema: str) -> set[str]:
+    return {
+        r[0]
+        for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_type = 'BASE TABLE'", (schema,)
+        )
+    }
+
+
+def foreign_keys(conn: psycopg.Connection, schema: str) -> dict[tuple[str, str], tuple[str, str, str, str]]:
+    rows = conn.execute(
+        """
+        SELECT kcu.table_name, kcu.column_name, ccu.table_name, ccu.column_name, rc.delete_rule, rc.update_rule
+        FROM information_schema.referential_constraints rc
+        JOIN information_schema.key_column_usage kcu
+          ON kcu.constraint_name = rc.constraint_name AND kcu.constraint_schema = rc.constraint_schema
+        JOIN information_schema.constraint_column_usage ccu
+          ON ccu.constraint_name = rc.unique_constraint_name AND ccu.constraint_schema = rc.unique_constraint_schema
+        WHERE rc.constraint_schema = %s
+        """,
+        (schema,),
+    ).fetchall()
+    return {(t, c): (rt, rcol, d, u) for t, c, rt, rcol, d, u in rows}
+
+
+def primary_keys(conn: psycopg.Connection, schema: str) -> dict[str, tuple[str, str]]:
+    rows = conn.execute(
+        "SELECT tc.table_name, tc.constraint_name, kcu.column_name FROM information_schema.table_constraints tc "
+        "JOIN information_schema.key_column_usage kcu ON kcu.constraint_name = tc.constraint_name AND kcu.table_schema = tc.table_schema "
+        "WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = %s",
+        (schema,),
+    ).fetchall()
+    return {t: (name, col) for t, name, col in rows}
+
+
+@pytest.fixture
+def totesys(new_database):
+    url = new_database("src")
+    with psycopg.connect(url) as conn:
+        create_totesys_schema(conn)
+    with psycopg.connect(url) as conn:
+        yield conn
+
+
+@pytest.fixture
+def warehouse_conn(new_database):
+    with psycopg.connect(new_database("wh"), autocommit=True) as conn:
+        yield conn
+
+
+def test_totesys_tables_and_columns_match_spec(totesys):
+    assert base_tables(totesys, "public") == set(spec.SOURCE)
+    for table, expected in spec.SOURCE.items():
+        assert columns(totesys, "public", table) == expected, table
+
+
+def test_totesys_column_details_match_spec(totesys):
+    rows = totesys.execute(
+        "SELECT table_name, column_name, character_maximum_length, numeric_precision, numeric_scale, datetime_precision, "
+        "column_default, udt_name FROM information_schema.columns WHERE table_schema = 'public'"
+    ).fetchall()
+    by_col = {(t, c): rest for t, c, *rest in rows}
+    # currency_code varchar(3); money numeric(10,2); timestamps timestamp(3)
+    assert by_col[("currency", "currency_code")][0] == 3
+    for t, c in [("sales_order", "unit_price"), ("purchase_order", "item_unit_price"), ("payment", "payment_amount")]:
+        assert by_col[(t, c)][1:3] == [10, 2], (t, c)
+    for table in spec.SOURCE:
+        assert by_col[(table, "created_at")][3] == 3
+        assert by_col[(table, "last_updated")][3] == 3
+        assert by_col[(table, "created_at")][4] == "CURRENT_TIMESTAMP"
+        assert by_col[(table, "last_updated")][4] is None  # the application sets it
+        # serial: an integer key fed by its own sequence
+        assert by_col[(table, f"{table}_id")][4] == f"nextval('{table}_{table}_id_seq'::regclass)"
+    assert by_col[("payment_type", "payment_type_name")][5] == "PaymentTypeName"
+    assert by_col[("transaction", "transaction_type")][5] == "TransactionType"
+
+
+def test_totesys_keys_enums_and_indexes_match_spec(totesys):
+    pks = primary_keys(totesys, "public")
+    assert pks == {t: (f"{t}_pkey", f"{t}_id") for t in spec.SOURCE}
+    assert foreign_keys(totesys, "public") == spec.SOURCE_FOREIGN_KEYS
+    enums = {}
+    for typname, label in totesys.execute(
+        "SELECT t.typname, e.enumlabel FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid ORDER BY t.typname, e.enumsortorder"
+    ):
+        enums.setdefault(typname, []).append(label)
+    assert enums == spec.SOURCE_ENUMS
+    unique = {
+        (t, c)
+        for t, c in totesys.execute(
+            "SELECT t.relname, a.attname FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid "
+            "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY(i.indkey) "
+            "JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = 'public' AND i.indisunique AND NOT i.indisprimary"
+        )
+    }
+    assert unique == spec.SOURCE_UNIQUE
+
+
+def test_totesys_foreign_key_actions_behave(totesys):
+    """ON UPDATE CASCADE and ON DELETE RESTRICT / SET NULL, exercised on real rows."""
+    c = totesys
+    c.execute("INSERT INTO address (address_line_1, city, postal_code, country, phone, last_updated) VALUES ('1 A St','X','1','Y','2', now())")
+    c.execute("INSERT INTO counterparty (counterparty_legal_name, legal_address_id, last_updated) VALUES ('Co', 1, now())")
+    c.execute("INSERT INTO department (department_name, last_updated) VALUES ('D', now())")
+    c.execute("INSERT INTO staff (first_name, last_name, department_id, email_address, last_updated) VALUES ('a','b',1,'e', now())")
+    c.execute("INSERT INTO currency (currency_code, last_updated) VALUES ('GBP', now())")
+    c.execute("INSERT INTO design (design_name, file_location, file_name, last_updated) VALUES ('d','/','f', now())")
+    c.execute(
+        "INSERT INTO sales_order (last_updated, design_id, staff_id, counterparty_id, units_sold, unit_price, currency_id, "
+        "agreed_delivery_date, agreed_payment_date, agreed_delivery_location_id) VALUES (now(),1,1,1,10,2.5,1,'2024-01-01','2024-01-02',1)"
+    )
+    c.execute("INSERT INTO transaction (transaction_type, sales_order_id, last_updated) VALUES ('SALE', 1, now())")
+    c.commit()
+    # ON UPDATE CASCADE: renumbering an address follows into counterparty and sales_order
+    c.execute("UPDATE address SET address_id = 99 WHERE address_id = 1")
+    assert c.execute("SELECT legal_address_id FROM counterparty").fetchone()[0] == 99
+    assert c.execute("SELECT agreed_delivery_location_id FROM sales_order").fetchone()[0] == 99
+    # ON DELETE RESTRICT
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        c.execute("DELETE FROM address")
+    c.rollback()
+    # ON DELETE SET NULL (transaction -> sales_order)
+    c.execute("DELETE FROM sales_order")
+    assert c.execute("SELECT sales_order_id FROM transaction").fetchone()[0] is None
+    c.rollback()
+
+
+@pytest.mark.parametrize("schema", ["public", "project_team_3"])
+def test_warehouse_matches_spec(warehouse_conn, schema):
+    created = ensure_warehouse_schema(warehouse_conn, schema)
+    assert set(spec.WAREHOUSE) <= set(created)
+    # the 11 star-schema tables, plus the pipeline's two bookkeeping tables (README)
+    assert base_tables(warehouse_conn, schema) == set(spec.WAREHOUSE) | {"etl_dimension_version", "etl_load_log"}
+    for table, expected in spec.WAREHOUSE.items():
+        assert columns(warehouse_conn, schema, table) == expected, table
+    pks = primary_keys(warehouse_conn, schema)
+    for table, col in spec.WAREHOUSE_PRIMARY_KEYS.items():
+        assert pks[table][1] == col
+    fks = {k: v[0] for k, v in foreign_keys(warehouse_conn, schema).items()}
+    assert fks == spec.WAREHOUSE_FOREIGN_KEYS
+    # numeric(10,2) money, serial record ids
+    details = {
+        (t, c): (p, s, d)
+        for t, c, p, s, d in warehouse_conn.execute(
+            "SELECT table_name, column_name, numeric_precision, numeric_scale, column_default FROM information_schema.columns "
+            "WHERE table_schema = %s",
+            (schema,),
+        )
+    }
+    for t, c in [("fact_sales_order", "unit_price"), ("fact_purchase_orders", "item_unit_price"), ("fact_payment", "payment_amount")]:
+        assert details[(t, c)][:2] == (10, 2)
+    for fact, pk in [("fact_sales_order", "sales_record_id"), ("fact_purchase_orders", "purchase_record_id"), ("fact_payment", "payment_record_id")]:
+        assert details[(fact, pk)][2].startswith("nextval(")
+    # the UNIQUE version constraint on each fact
+    uniques = {}
+    for table, name, col in warehouse_conn.execute(
+        "SELECT tc.table_name, tc.constraint_name, kcu.column_name FROM information_schema.table_constraints tc "
+        "JOIN information_schema.key_column_usage kcu ON kcu.constraint_name = tc.constraint_name AND kcu.table_schema = tc.table_schema "
+        "WHERE tc.constraint_type = 'UNIQUE' AND tc.table_schema = %s ORDER BY kcu.ordinal_position",
+        (schema,),
+    ):
+        uniques.setdefault((table, name), []).append(col)
+    assert sorted(cols for (t, _), cols in uniques.items() if t.startswith("fact_")) == sorted(spec.FACT_VERSION_KEYS.values())
+    # the compatibility view reads the purchases fact
+    view = warehouse_conn.execute(
+        "SELECT view_definition FROM information_schema.views WHERE table_schema = %s AND table_name = 'fact_purchase_order'", (schema,)
+    ).fetchone()
+    assert view is not None and "fact_purchase_orders" in view[0]
+    assert columns(warehouse_conn, schema, "fact_purchase_order") == [
+        (n, t, True) for n, t, _ in spec.WAREHOUSE["fact_purchase_orders"]  # views report every column nullable
+    ]
+
+
+def test_warehouse_ddl_is_idempotent_and_never_drops(warehouse_conn):
+    ensure_warehouse_schema(warehouse_conn, "public")
+    warehouse_conn.execute("INSERT INTO dim_currency VALUES (1, 'GBP', 'Pound Sterling')")
+    assert ensure_warehouse_schema(warehouse_conn, "public") == []
+    assert warehouse_conn.execute("SELECT count(*) FROM dim_currency").fetchone()[0] == 1
+    # a missing table is recreated, the rest is left alone
+    warehouse_conn.execute("DROP VIEW fact_purchase_order")
+    warehouse_conn.execute("DROP TABLE fact_purchase_orders")
+    assert ensure_warehouse_schema(warehouse_conn, "public") == ["fact_purchase_order", "fact_purchase_orders"]
+    assert warehouse_conn.execute("SELECT count(*) FROM dim_currency").fetchone()[0] == 1
+    assert columns(warehouse_conn, "public", "fact_purchase_orders") == spec.WAREHOUSE["fact_purchase_orders"]
+
+
+def test_unique_version_constraint_rejects_a_second_copy(warehouse_conn):
+    ensure_warehouse_schema(warehouse_conn, "public")
+    c = warehouse_conn
+    c.execute("INSERT INTO dim_date VALUES ('2024-01-01', 2024, 1, 1, 1, 'Monday', 'January', 1)")
+    c.execute("INSERT INTO dim_transaction VALUES (1, 'SALE', 1, NULL)")
+    c.execute("INSERT INTO dim_counterparty VALUES (1, 'Co', 'l1', NULL, NULL, 'c', 'p', 'x', '1')")
+    c.execute("INSERT INTO dim_currency VALUES (1, 'GBP', 'Pound Sterling')")
+    c.execute("INSERT INTO dim_payment_type VALUES (1, 'SALES_RECEIPT')")
+    row = "(1, '2024-01-01', '10:00', '2024-01-01', '10:00:00.123', 1, 1, 5.00, 1, 1, true, '2024-01-01')"
+    cols = "(payment_id, created_date, created_time, last_updated_date, last_updated_time, transaction_id, counterparty_id, payment_amount, currency_id, payment_type_id, paid, payment_date)"
+    c.execute(f"INSERT INTO fact_payment {cols} VALUES {row}")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        c.execute(f"INSERT INTO fact_payment {cols} VALUES {row}")
