@@ -68,7 +68,11 @@ with DAG(
     with TaskGroup("load", tooltip="processed bucket -> warehouse; dimensions before facts"):
         load = {
             w.name: S3ToWarehouseOperator(
-                task_id=w.name, table=w.name, transformed=transform[w.name].output, bucket=PROCESSED_BUCKET, schema=WAREHOUSE_SCHEMA
+                task_id=w.name,
+                table=w.name,
+                transformed=transform[w.name].output,
+                bucket=PROCESSED_BUCKET,
+                schema=WAREHOUSE_SCHEMA,
             )
             for w in WAREHOUSE_TABLES
         }

@@ -13,7 +13,9 @@ import os
 import pwd
 import shutil
 import socket
-import subprocess  # nosec B404 - runs the system's PostgreSQL binaries with fixed arguments
+
+# Runs the system's PostgreSQL binaries with fixed arguments.
+import subprocess  # nosec B404
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,8 +108,18 @@ class LocalCluster:
             if parent.stat().st_mode & 0o005 != 0o005 and parent.stat().st_uid == 0:
                 parent.chmod(parent.stat().st_mode | 0o005)
         _run_as_service_user(
-            [find_pg_binary("initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
-             "-E", "UTF8", "--no-locale", "--no-sync"]
+            [
+                find_pg_binary("initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ]
         )
 
     def start(self, *, fast_unsafe: bool = False) -> None:

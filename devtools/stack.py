@@ -22,11 +22,14 @@ Every connection and variable is given to Airflow through AIRFLOW_CONN_* / AIRFL
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
 import signal
-import subprocess  # nosec B404 - starts our own components with fixed argv
+
+# Starts our own components with fixed argv.
+import subprocess  # nosec B404
 import sys
 import time
 import urllib.request
@@ -136,10 +139,8 @@ def stop_process(name: str) -> None:
     pid = running_pid(name)
     if not pid:
         return
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     for _ in range(100):
         try:
             os.kill(pid, 0)
@@ -156,7 +157,8 @@ def wait_http(url: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=3):  # noqa: S310 - our loopback URL
+            # Only http://127.0.0.1 URLs built here.
+            with urllib.request.urlopen(url, timeout=3):  # noqa: S310  # nosec B310
                 return
         except OSError:
             if time.monotonic() > deadline:
@@ -192,7 +194,9 @@ def pg_connection(url: str) -> str:
     from urllib.parse import urlsplit
 
     u = urlsplit(url)
-    return json.dumps({"conn_type": "postgres", "host": u.hostname, "port": u.port, "login": u.username, "schema": u.path.lstrip("/")})
+    return json.dumps(
+        {"conn_type": "postgres", "host": u.hostname, "port": u.port, "login": u.username, "schema": u.path.lstrip("/")}
+    )
 
 
 def airflow_env(urls: dict[str, str]) -> dict[str, str]:
@@ -256,8 +260,11 @@ def up() -> dict[str, str]:
     start_process("s3", [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(S3_PORT)], dict(os.environ))
     wait_http(f"http://127.0.0.1:{S3_PORT}/moto-api/", 30)
     create_buckets(f"http://127.0.0.1:{S3_PORT}", VARIABLES["totes_ingestion_bucket"], VARIABLES["totes_processed_bucket"])
-    start_process("smtp", [sys.executable, "-m", "devtools.smtp", "--port", str(SMTP_PORT), "--maildir", str(STACK / "mail")],
-                  dict(os.environ, PYTHONPATH=str(ROOT)))
+    start_process(
+        "smtp",
+        [sys.executable, "-m", "devtools.smtp", "--port", str(SMTP_PORT), "--maildir", str(STACK / "mail")],
+        dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     env = airflow_env(urls)
     log("Airflow: migrating the metadata database")
     airflow(env, "db", "migrate")
@@ -294,7 +301,9 @@ def wait_for_runs(urls: dict[str, str], since_runs: int, timeout: float = 900) -
     deadline = time.monotonic() + timeout
     with psycopg.connect(urls["airflow"], autocommit=True) as conn:
         while True:
-            runs = conn.execute("SELECT run_id, state FROM dag_run WHERE dag_id = 'totes_etl' ORDER BY id").fetchall()[since_runs:]
+            runs = conn.execute("SELECT run_id, state FROM dag_run WHERE dag_id = 'totes_etl' ORDER BY id").fetchall()[
+                since_runs:
+            ]
             if runs and all(state in ("success", "failed") for _, state in runs):
                 return runs
             if time.monotonic() > deadline:
@@ -303,8 +312,9 @@ def wait_for_runs(urls: dict[str, str], since_runs: int, timeout: float = 900) -
 
 
 def warehouse_counts(url: str, schema: str) -> dict[str, int]:
-    from include.registry import WAREHOUSE_TABLES
     from psycopg import sql
+
+    from include.registry import WAREHOUSE_TABLES
 
     with psycopg.connect(url) as conn:
         return {
@@ -328,7 +338,7 @@ def demo() -> int:
         log(f"totes_etl: run {run_id} finished: {state}")
     ok = all(state == "success" for _, state in runs)
     counts = warehouse_counts(urls["warehouse"], env["AIRFLOW_VAR_TOTES_WAREHOUSE_SCHEMA"])
-    print("\nWarehouse (schema %s):" % env["AIRFLOW_VAR_TOTES_WAREHOUSE_SCHEMA"])
+    print("\nWarehouse (schema {}):".format(env["AIRFLOW_VAR_TOTES_WAREHOUSE_SCHEMA"]))
     for table, n in counts.items():
         print(f"  {table:<22}{n:>10,}")
     print(
@@ -354,9 +364,11 @@ def status() -> int:
     names = ["s3", "smtp", *(f"airflow-{n}" for n in AIRFLOW_COMPONENTS), "simulator"]
     for name in names:
         pid = running_pid(name)
-        print(f"{name:<24}{'running (pid %d)' % pid if pid else 'stopped'}")
+        print(f"{name:<24}{f'running (pid {pid})' if pid else 'stopped'}")
     cluster = LocalCluster(STACK / "pg", PG_PORT)
-    print(f"{'postgres':<24}{'configured server' if os.environ.get('TOTES_PG_URL') else ('running' if cluster.is_running() else 'stopped')}")
+    print(
+        f"{'postgres':<24}{'configured server' if os.environ.get('TOTES_PG_URL') else ('running' if cluster.is_running() else 'stopped')}"
+    )
     return 0
 
 
@@ -372,4 +384,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

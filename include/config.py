@@ -24,7 +24,7 @@ VARIABLES: dict[str, str] = {
 
 def variable_template(name: str) -> str:
     """A Jinja expression reading an Airflow variable at run time (never at DAG parse time)."""
-    return "{{ var.value.get(%r, %r) }}" % (name, VARIABLES[name])
+    return f"{{{{ var.value.get({name!r}, {VARIABLES[name]!r}) }}}}"
 
 
 DAG_ID = "totes_etl"

@@ -30,8 +30,7 @@ if TYPE_CHECKING:
 #   checks read it.
 BOOKKEEPING_TABLES: dict[str, sql.SQL] = {
     "etl_dimension_version": sql.SQL(
-        "dimension varchar NOT NULL, id integer NOT NULL, version timestamp(3)[] NOT NULL, "
-        "PRIMARY KEY (dimension, id)"
+        "dimension varchar NOT NULL, id integer NOT NULL, version timestamp(3)[] NOT NULL, PRIMARY KEY (dimension, id)"
     ),
     "etl_load_log": sql.SQL(
         "load_id bigserial PRIMARY KEY, table_name varchar NOT NULL, run_id varchar NOT NULL, "
@@ -82,9 +81,7 @@ def totesys_tables_ddl() -> list[sql.Composable]:
     for t in SOURCE_TABLES:
         cols = [_source_column(c) for c in t.columns]
         cols.append(
-            sql.SQL("CONSTRAINT {} PRIMARY KEY ({})").format(
-                sql.Identifier(f"{t.name}_pkey"), sql.Identifier(t.primary_key)
-            )
+            sql.SQL("CONSTRAINT {} PRIMARY KEY ({})").format(sql.Identifier(f"{t.name}_pkey"), sql.Identifier(t.primary_key))
         )
         stmts.append(sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(t.name), sql.SQL(", ").join(cols)))
     return stmts
@@ -107,8 +104,7 @@ def totesys_constraints_ddl() -> list[sql.Composable]:
                 r = c.references
                 stmts.append(
                     sql.SQL(
-                        "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) "
-                        "ON DELETE {} ON UPDATE {}"
+                        "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {} ON UPDATE {}"
                     ).format(
                         sql.Identifier(t.name),
                         sql.Identifier(f"{t.name}_{c.name}_fkey"),

@@ -52,7 +52,7 @@ def _versions_as_text(batch: pa.RecordBatch) -> pa.RecordBatch:
     idx = batch.schema.get_field_index(VERSION_COLUMN)
     lists = batch.column(idx)
     as_text = pa.ListArray.from_arrays(lists.offsets, pc.strftime(lists.values, format="%Y-%m-%d %H:%M:%S"))
-    literal = pc.binary_join_element_wise("{\"", pc.binary_join(as_text, '","'), "\"}", "")
+    literal = pc.binary_join_element_wise('{"', pc.binary_join(as_text, '","'), '"}', "")
     return batch.set_column(idx, VERSION_COLUMN, literal)
 
 
@@ -138,8 +138,11 @@ def load_batches(
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"totes_etl.load.{schema}.{table.name}",))
         cur.execute(stage_ddl(schema, table))
         if is_versioned_dim:
-            cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} timestamp(3)[] NOT NULL").format(
-                sql.Identifier(STAGE), sql.Identifier(VERSION_COLUMN)))
+            cur.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN {} timestamp(3)[] NOT NULL").format(
+                    sql.Identifier(STAGE), sql.Identifier(VERSION_COLUMN)
+                )
+            )
         staged = copy_in_batches(cur, sql.Identifier(STAGE), stage_columns, prepared())
         cur.execute(merge_sql(schema, table))
         written = cur.fetchone()[0]

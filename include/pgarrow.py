@@ -111,6 +111,9 @@ def copy_out_batches(
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=schema,
+                # PostgreSQL writes NULL as an unquoted empty field and nothing else: Arrow's
+                # default null spellings ("NULL", "NaN", "N/A", ...) would turn real text into NULL.
+                null_values=[""],
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
                 true_values=["t"],

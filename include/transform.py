@@ -24,8 +24,18 @@ VERSION_COLUMN = "_version"  # source last_updated of each contributing row, for
 
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTH_NAMES = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 )
 
 
@@ -293,7 +303,9 @@ def affected_ids(join: JoinSpec, left_changed: pa.Table, right_changed: pa.Table
     via_right = pc.filter(
         left_state[left_key], pc.is_in(left_state[join.left_column], value_set=right_changed[right_key].combine_chunks())
     )
-    return pc.unique(pa.concat_arrays([left_changed[left_key].combine_chunks().cast(pa.int32()), via_right.combine_chunks().cast(pa.int32())]))
+    return pc.unique(
+        pa.concat_arrays([left_changed[left_key].combine_chunks().cast(pa.int32()), via_right.combine_chunks().cast(pa.int32())])
+    )
 
 
 def join_rows(join: JoinSpec, ids: pa.Array, left_state: pa.Table, right_state: pa.Table) -> pa.Table:

@@ -136,7 +136,9 @@ def smtp_server() -> Iterator[SmtpServer]:
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """Create the metadata database of the isolated AIRFLOW_HOME (once per session)."""
-    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy()
+    )
     return _AIRFLOW_HOME
 
 
@@ -153,7 +155,13 @@ def pg_connection_json(url: str, *, login: str | None = None, password: str | No
     from urllib.parse import urlsplit
 
     u = urlsplit(url)
-    conn = {"conn_type": "postgres", "host": u.hostname, "port": u.port or 5432, "login": login or u.username, "schema": u.path.lstrip("/")}
+    conn = {
+        "conn_type": "postgres",
+        "host": u.hostname,
+        "port": u.port or 5432,
+        "login": login or u.username,
+        "schema": u.path.lstrip("/"),
+    }
     if password or u.password:
         conn["password"] = password or u.password
     return json.dumps(conn)
@@ -174,7 +182,15 @@ def smtp_connection_json(port: int) -> str:
 def airflow_connections(monkeypatch, s3_endpoint, smtp_server):
     """Point the four connections and four variables at the given services (per test)."""
 
-    def configure(*, totesys_url: str, warehouse_url: str, ingestion: str, processed: str, schema: str = "public", alerts: str = "alerts@example.com") -> None:
+    def configure(
+        *,
+        totesys_url: str,
+        warehouse_url: str,
+        ingestion: str,
+        processed: str,
+        schema: str = "public",
+        alerts: str = "alerts@example.com",
+    ) -> None:
         monkeypatch.setenv("AIRFLOW_CONN_TOTESYS_DB", pg_connection_json(totesys_url))
         monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DB", pg_connection_json(warehouse_url))
         monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", airflow_connection(s3_endpoint))

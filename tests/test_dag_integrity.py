@@ -25,7 +25,8 @@ def test_every_dag_imports_and_follows_the_rules(dagbag):
     for dag_id, dag in dagbag.dags.items():
         assert dag.tags, f"{dag_id} has no tags"
         for task in dag.tasks:
-            assert task.owner and task.owner != "airflow", f"{dag_id}.{task.task_id} has no owner"
+            assert task.owner, f"{dag_id}.{task.task_id} has no owner"
+            assert task.owner != "airflow", f"{dag_id}.{task.task_id} keeps the default owner"
             assert task.retries >= 1, f"{dag_id}.{task.task_id} does not retry"
             assert task.on_failure_callback, f"{dag_id}.{task.task_id} has no failure callback"
 
@@ -71,8 +72,14 @@ def test_totes_etl_is_wired_exactly(dagbag):
         # a transform waits only for the ingests it reads
         assert upstream(f"transform.{w.name}") == {f"ingest.{s}" for s in w.sources}
         # a load waits for its transform, the schema, and the dimensions it references
-        assert upstream(f"load.{w.name}") == {f"transform.{w.name}", "ensure_warehouse_schema"} | {f"load.{r}" for r in w.references}
+        assert upstream(f"load.{w.name}") == {f"transform.{w.name}", "ensure_warehouse_schema"} | {
+            f"load.{r}" for r in w.references
+        }
     # facts load after every dimension they have a foreign key to
-    assert upstream("load.fact_sales_order") >= {f"load.{d}" for d in ("dim_date", "dim_staff", "dim_counterparty", "dim_currency", "dim_design", "dim_location")}
-    assert upstream("load.fact_payment") >= {f"load.{d}" for d in ("dim_date", "dim_transaction", "dim_counterparty", "dim_currency", "dim_payment_type")}
+    assert upstream("load.fact_sales_order") >= {
+        f"load.{d}" for d in ("dim_date", "dim_staff", "dim_counterparty", "dim_currency", "dim_design", "dim_location")
+    }
+    assert upstream("load.fact_payment") >= {
+        f"load.{d}" for d in ("dim_date", "dim_transaction", "dim_counterparty", "dim_currency", "dim_payment_type")
+    }
     assert WAREHOUSE["dim_counterparty"].sources == ("counterparty", "address")

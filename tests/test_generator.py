@@ -20,14 +20,14 @@ REAL_SIZES = {"design": 473, "sales_order": 11187, "purchase_order": 4649, "tran
 def table_digest(conn: psycopg.Connection, table: str) -> str:
     h = hashlib.sha256()
     pk = SOURCE[table].primary_key
-    with conn.cursor().copy(f"COPY (SELECT * FROM {table} ORDER BY {pk}) TO STDOUT") as copy:  # noqa: S608 - registry names
+    with conn.cursor().copy(f"COPY (SELECT * FROM {table} ORDER BY {pk}) TO STDOUT") as copy:
         for chunk in copy:
             h.update(chunk)
     return h.hexdigest()
 
 
 def counts(conn: psycopg.Connection) -> dict[str, int]:
-    return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in SOURCE}  # noqa: S608
+    return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in SOURCE}
 
 
 @pytest.fixture
@@ -54,7 +54,8 @@ def test_scale_one_has_the_real_sizes_and_scale_multiplies_growing_tables(genera
     with psycopg.connect(one) as c1, psycopg.connect(three) as c3:
         n1, n3 = counts(c1), counts(c3)
     for table, size in REFERENCE_SIZES.items():
-        assert n1[table] == size and n3[table] == size, table
+        assert n1[table] == size, table
+        assert n3[table] == size, table
     for table, size in REAL_SIZES.items():
         assert abs(n1[table] - size) / size < 0.08, (table, n1[table], size)
         assert 2.8 < n3[table] / n1[table] < 3.2, (table, n1[table], n3[table])
@@ -69,10 +70,28 @@ def test_generated_rows_keep_every_rule_of_the_live_data(generated):
         # one transaction per order, exactly one order per transaction, type agrees
         assert one(c, "SELECT count(*) FROM transaction WHERE (sales_order_id IS NULL) = (purchase_order_id IS NULL)") == 0
         assert one(c, "SELECT count(*) FROM transaction WHERE (transaction_type = 'SALE') <> (sales_order_id IS NOT NULL)") == 0
-        assert one(c, "SELECT count(*) FROM sales_order so WHERE NOT EXISTS (SELECT 1 FROM transaction t WHERE t.sales_order_id = so.sales_order_id)") == 0
-        assert one(c, "SELECT count(*) FROM purchase_order po WHERE NOT EXISTS (SELECT 1 FROM transaction t WHERE t.purchase_order_id = po.purchase_order_id)") == 0
+        assert (
+            one(
+                c,
+                "SELECT count(*) FROM sales_order so WHERE NOT EXISTS (SELECT 1 FROM transaction t WHERE t.sales_order_id = so.sales_order_id)",
+            )
+            == 0
+        )
+        assert (
+            one(
+                c,
+                "SELECT count(*) FROM purchase_order po WHERE NOT EXISTS (SELECT 1 FROM transaction t WHERE t.purchase_order_id = po.purchase_order_id)",
+            )
+            == 0
+        )
         # one payment per transaction, matching its order
-        assert one(c, "SELECT count(*) FROM transaction t WHERE NOT EXISTS (SELECT 1 FROM payment p WHERE p.transaction_id = t.transaction_id)") == 0
+        assert (
+            one(
+                c,
+                "SELECT count(*) FROM transaction t WHERE NOT EXISTS (SELECT 1 FROM payment p WHERE p.transaction_id = t.transaction_id)",
+            )
+            == 0
+        )
         mismatches = one(
             c,
             """SELECT count(*) FROM payment p JOIN transaction t USING (transaction_id)
@@ -90,23 +109,57 @@ def test_generated_rows_keep_every_rule_of_the_live_data(generated):
         assert one(c, "SELECT count(*) FROM payment WHERE paid <> (last_updated > created_at)") == 0
         assert one(c, "SELECT count(*) FROM payment WHERE paid AND last_updated::date <> payment_date::date") == 0
         # value ranges of the spec
-        assert one(c, "SELECT count(*) FROM sales_order WHERE units_sold NOT BETWEEN 1000 AND 100000 OR unit_price NOT BETWEEN 2 AND 4") == 0
-        assert one(c, "SELECT count(*) FROM purchase_order WHERE item_quantity NOT BETWEEN 1 AND 1000 OR item_unit_price NOT BETWEEN 3 AND 1000") == 0
-        assert one(c, "SELECT count(*) FROM payment WHERE company_ac_number NOT BETWEEN 10000000 AND 99999999 OR counterparty_ac_number NOT BETWEEN 10000000 AND 99999999") == 0
+        assert (
+            one(
+                c,
+                "SELECT count(*) FROM sales_order WHERE units_sold NOT BETWEEN 1000 AND 100000 OR unit_price NOT BETWEEN 2 AND 4",
+            )
+            == 0
+        )
+        assert (
+            one(
+                c,
+                "SELECT count(*) FROM purchase_order WHERE item_quantity NOT BETWEEN 1 AND 1000 OR item_unit_price NOT BETWEEN 3 AND 1000",
+            )
+            == 0
+        )
+        assert (
+            one(
+                c,
+                "SELECT count(*) FROM payment WHERE company_ac_number NOT BETWEEN 10000000 AND 99999999 OR counterparty_ac_number NOT BETWEEN 10000000 AND 99999999",
+            )
+            == 0
+        )
         for t in ("sales_order", "purchase_order"):
-            assert one(c, f"SELECT count(*) FROM {t} WHERE agreed_delivery_date !~ '^\\d{{4}}-\\d{{2}}-\\d{{2}}$' OR agreed_payment_date !~ '^\\d{{4}}-\\d{{2}}-\\d{{2}}$'") == 0  # noqa: S608
-            share = one(c, f"SELECT avg((agreed_payment_date::date - created_at::date BETWEEN 0 AND 7)::int) FROM {t}")  # noqa: S608
+            assert (
+                one(
+                    c,
+                    f"SELECT count(*) FROM {t} WHERE agreed_delivery_date !~ '^\\d{{4}}-\\d{{2}}-\\d{{2}}$' OR agreed_payment_date !~ '^\\d{{4}}-\\d{{2}}-\\d{{2}}$'",
+                )
+                == 0
+            )
+            share = one(c, f"SELECT avg((agreed_payment_date::date - created_at::date BETWEEN 0 AND 7)::int) FROM {t}")
             assert share == 1
-            share = one(c, f"SELECT avg((agreed_delivery_date::date - created_at::date BETWEEN 0 AND 7)::int) FROM {t}")  # noqa: S608
+            share = one(c, f"SELECT avg((agreed_delivery_date::date - created_at::date BETWEEN 0 AND 7)::int) FROM {t}")
             assert share > 0.98
             # working days, 08:00-19:00
-            assert one(c, f"SELECT count(*) FROM {t} WHERE extract(isodow FROM created_at) > 5 OR extract(hour FROM created_at) NOT BETWEEN 8 AND 18") == 0  # noqa: S608
+            assert (
+                one(
+                    c,
+                    f"SELECT count(*) FROM {t} WHERE extract(isodow FROM created_at) > 5 OR extract(hour FROM created_at) NOT BETWEEN 8 AND 18",
+                )
+                == 0
+            )
         # an order's design exists when the order is taken
-        assert one(c, "SELECT count(*) FROM sales_order so JOIN design d USING (design_id) WHERE d.created_at > so.created_at") == 0
+        assert (
+            one(c, "SELECT count(*) FROM sales_order so JOIN design d USING (design_id) WHERE d.created_at > so.created_at") == 0
+        )
         for t in SOURCE:
-            assert one(c, f"SELECT count(*) FROM {t} WHERE last_updated < created_at") == 0  # noqa: S608
+            assert one(c, f"SELECT count(*) FROM {t} WHERE last_updated < created_at") == 0
         # sequences continue after the data, as the application needs
-        assert one(c, "SELECT nextval('sales_order_sales_order_id_seq')") == one(c, "SELECT max(sales_order_id) + 1 FROM sales_order")
+        assert one(c, "SELECT nextval('sales_order_sales_order_id_seq')") == one(
+            c, "SELECT max(sales_order_id) + 1 FROM sales_order"
+        )
 
 
 PROFILE = {

@@ -64,7 +64,9 @@ def pipeline(totes_dag, new_database, new_buckets, airflow_connections, s3_endpo
         forget_dag_runs(totes_dag.dag_id)
         totesys_url, warehouse_url = new_database("totesys"), new_database("warehouse")
         ingestion, processed = new_buckets("ingestion", "processed")
-        airflow_connections(totesys_url=totesys_url, warehouse_url=warehouse_url, ingestion=ingestion, processed=processed, schema=schema)
+        airflow_connections(
+            totesys_url=totesys_url, warehouse_url=warehouse_url, ingestion=ingestion, processed=processed, schema=schema
+        )
         return Pipeline(totes_dag, totesys_url, warehouse_url, ingestion, processed, schema, s3_endpoint)
 
     return make
@@ -98,7 +100,11 @@ def test_generated_totesys_full_load_then_changes_reruns_backfills_and_quiet_run
     second = p.snapshot()
     assert_warehouse_equals(second, p.expected(facts_before=first))
     # new facts: exactly one per new version (inserted or updated order/payment rows)
-    for fact, source in (("fact_sales_order", "sales_order"), ("fact_purchase_orders", "purchase_order"), ("fact_payment", "payment")):
+    for fact, source in (
+        ("fact_sales_order", "sales_order"),
+        ("fact_purchase_orders", "purchase_order"),
+        ("fact_payment", "payment"),
+    ):
         added = sum(second[fact].values()) - sum(first[fact].values())
         assert added == len(changes.changed(source)), fact
     # a changed address reached dim_location and every counterparty using it; a changed

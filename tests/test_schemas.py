@@ -121,10 +121,14 @@ def test_totesys_keys_enums_and_indexes_match_spec(totesys):
 def test_totesys_foreign_key_actions_behave(totesys):
     """ON UPDATE CASCADE and ON DELETE RESTRICT / SET NULL, exercised on real rows."""
     c = totesys
-    c.execute("INSERT INTO address (address_line_1, city, postal_code, country, phone, last_updated) VALUES ('1 A St','X','1','Y','2', now())")
+    c.execute(
+        "INSERT INTO address (address_line_1, city, postal_code, country, phone, last_updated) VALUES ('1 A St','X','1','Y','2', now())"
+    )
     c.execute("INSERT INTO counterparty (counterparty_legal_name, legal_address_id, last_updated) VALUES ('Co', 1, now())")
     c.execute("INSERT INTO department (department_name, last_updated) VALUES ('D', now())")
-    c.execute("INSERT INTO staff (first_name, last_name, department_id, email_address, last_updated) VALUES ('a','b',1,'e', now())")
+    c.execute(
+        "INSERT INTO staff (first_name, last_name, department_id, email_address, last_updated) VALUES ('a','b',1,'e', now())"
+    )
     c.execute("INSERT INTO currency (currency_code, last_updated) VALUES ('GBP', now())")
     c.execute("INSERT INTO design (design_name, file_location, file_name, last_updated) VALUES ('d','/','f', now())")
     c.execute(
@@ -169,9 +173,17 @@ def test_warehouse_matches_spec(warehouse_conn, schema):
             (schema,),
         )
     }
-    for t, c in [("fact_sales_order", "unit_price"), ("fact_purchase_orders", "item_unit_price"), ("fact_payment", "payment_amount")]:
+    for t, c in [
+        ("fact_sales_order", "unit_price"),
+        ("fact_purchase_orders", "item_unit_price"),
+        ("fact_payment", "payment_amount"),
+    ]:
         assert details[(t, c)][:2] == (10, 2)
-    for fact, pk in [("fact_sales_order", "sales_record_id"), ("fact_purchase_orders", "purchase_record_id"), ("fact_payment", "payment_record_id")]:
+    for fact, pk in [
+        ("fact_sales_order", "sales_record_id"),
+        ("fact_purchase_orders", "purchase_record_id"),
+        ("fact_payment", "payment_record_id"),
+    ]:
         assert details[(fact, pk)][2].startswith("nextval(")
     # the UNIQUE version constraint on each fact
     uniques = {}
@@ -185,11 +197,14 @@ def test_warehouse_matches_spec(warehouse_conn, schema):
     assert sorted(cols for (t, _), cols in uniques.items() if t.startswith("fact_")) == sorted(spec.FACT_VERSION_KEYS.values())
     # the compatibility view reads the purchases fact
     view = warehouse_conn.execute(
-        "SELECT view_definition FROM information_schema.views WHERE table_schema = %s AND table_name = 'fact_purchase_order'", (schema,)
+        "SELECT view_definition FROM information_schema.views WHERE table_schema = %s AND table_name = 'fact_purchase_order'",
+        (schema,),
     ).fetchone()
-    assert view is not None and "fact_purchase_orders" in view[0]
+    assert view is not None
+    assert "fact_purchase_orders" in view[0]
     assert columns(warehouse_conn, schema, "fact_purchase_order") == [
-        (n, t, True) for n, t, _ in spec.WAREHOUSE["fact_purchase_orders"]  # views report every column nullable
+        (n, t, True)
+        for n, t, _ in spec.WAREHOUSE["fact_purchase_orders"]  # views report every column nullable
     ]
 
 

@@ -89,7 +89,9 @@ def _date_text(days: np.ndarray) -> pa.Array:
 
 def _table(name: str, data: dict[str, pa.Array | np.ndarray | list]) -> pa.Table:
     schema = arrow_schema(SOURCE[name].columns)
-    arrays = [pa.array(data[f.name], f.type) if not isinstance(data[f.name], pa.Array) else data[f.name].cast(f.type) for f in schema]
+    arrays = [
+        pa.array(data[f.name], f.type) if not isinstance(data[f.name], pa.Array) else data[f.name].cast(f.type) for f in schema
+    ]
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -111,8 +113,7 @@ def reference_tables(settings: GeneratorSettings) -> dict[str, pa.Table]:
     ]
     district = [str(rng.choice(words.DISTRICTS)) if rng.random() < 0.5 else None for _ in range(n_addr)]
     postal = [
-        f"{rng.integers(0, 100000):05d}" + (f"-{rng.integers(0, 10000):04d}" if rng.random() < 0.6 else "")
-        for _ in range(n_addr)
+        f"{rng.integers(0, 100000):05d}" + (f"-{rng.integers(0, 10000):04d}" if rng.random() < 0.6 else "") for _ in range(n_addr)
     ]
     address = _table(
         "address",
@@ -289,13 +290,13 @@ def order_chunks(settings: GeneratorSettings, design_created_ms: np.ndarray) -> 
     start_day = _ms(settings.start) // MS_PER_DAY
     end_day = _ms(settings.as_of) // MS_PER_DAY
     as_of_ms = _ms(settings.as_of)
-    chunk_no = 0
-    for first in range(start_day, end_day + 1, settings.chunk_days):
-        chunk_no += 1
+    for chunk_no, first in enumerate(range(start_day, end_day + 1, settings.chunk_days), start=1):
         rng = _rng(settings, 3, chunk_no)
         days = np.arange(first, min(first + settings.chunk_days, end_day + 1))
         so_created = _working_day_times(rng, days, SALES_ORDERS_PER_WORKING_DAY * settings.scale)
-        po_created = _working_day_times(rng, days, SALES_ORDERS_PER_WORKING_DAY * PURCHASE_ORDERS_PER_SALES_ORDER * settings.scale)
+        po_created = _working_day_times(
+            rng, days, SALES_ORDERS_PER_WORKING_DAY * PURCHASE_ORDERS_PER_SALES_ORDER * settings.scale
+        )
         so_created = np.sort(so_created[(so_created >= _ms(settings.start)) & (so_created < as_of_ms)])
         po_created = np.sort(po_created[(po_created >= _ms(settings.start)) & (po_created < as_of_ms)])
         yield _orders_for(rng, settings, counters, so_created, po_created, design_created_ms, as_of_ms)

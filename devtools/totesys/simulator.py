@@ -67,7 +67,7 @@ class ChangePlan:
             new_designs=max(1, rows // 200),
             payments_to_pay=max(1, rows // 8),
             updates={t: max(1, rows // 40) for t in ("sales_order", "purchase_order", "payment", "design")}
-            | {t: 1 for t in ("address", "department", "counterparty", "staff", "currency", "payment_type", "transaction")},
+            | dict.fromkeys(("address", "department", "counterparty", "staff", "currency", "payment_type", "transaction"), 1),
         )
 
 
@@ -110,7 +110,9 @@ def _ids(conn: psycopg.Connection, table: str) -> list[int]:
     return [r[0] for r in conn.execute(sql.SQL("SELECT {} FROM {} ORDER BY 1").format(sql.Identifier(pk), sql.Identifier(table)))]
 
 
-def _new_order(conn: psycopg.Connection, rng: random.Random, when: datetime, kind: str, ref: dict[str, list[int]], s: ChangeSummary) -> None:
+def _new_order(
+    conn: psycopg.Connection, rng: random.Random, when: datetime, kind: str, ref: dict[str, list[int]], s: ChangeSummary
+) -> None:
     agreed_delivery = (when.date() + timedelta(days=rng.randint(0, 7))).isoformat()
     agreed_payment = (when.date() + timedelta(days=rng.randint(0, 6))).isoformat()
     counterparty = rng.choice(ref["counterparty"])
@@ -122,8 +124,19 @@ def _new_order(conn: psycopg.Connection, rng: random.Random, when: datetime, kin
                 "INSERT INTO sales_order (created_at, last_updated, design_id, staff_id, counterparty_id, units_sold, "
                 "unit_price, currency_id, agreed_delivery_date, agreed_payment_date, agreed_delivery_location_id) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s::numeric / 100, %s, %s, %s, %s) RETURNING sales_order_id",
-                (when, when, rng.choice(ref["design"]), rng.choice(ref["staff"]), counterparty, units, price, currency,
-                 agreed_delivery, agreed_payment, rng.choice(ref["address"])),
+                (
+                    when,
+                    when,
+                    rng.choice(ref["design"]),
+                    rng.choice(ref["staff"]),
+                    counterparty,
+                    units,
+                    price,
+                    currency,
+                    agreed_delivery,
+                    agreed_payment,
+                    rng.choice(ref["address"]),
+                ),
             ).fetchone()[0]
             s.inserted["sales_order"].add(order_id)
             amount_cents, payment_type = units * price, 1
@@ -134,15 +147,28 @@ def _new_order(conn: psycopg.Connection, rng: random.Random, when: datetime, kin
                 "INSERT INTO purchase_order (created_at, last_updated, staff_id, counterparty_id, item_code, item_quantity, "
                 "item_unit_price, currency_id, agreed_delivery_date, agreed_payment_date, agreed_delivery_location_id) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s::numeric / 100, %s, %s, %s, %s) RETURNING purchase_order_id",
-                (when, when, rng.choice(ref["staff"]), counterparty, code, qty, price, currency,
-                 agreed_delivery, agreed_payment, rng.choice(ref["address"])),
+                (
+                    when,
+                    when,
+                    rng.choice(ref["staff"]),
+                    counterparty,
+                    code,
+                    qty,
+                    price,
+                    currency,
+                    agreed_delivery,
+                    agreed_payment,
+                    rng.choice(ref["address"]),
+                ),
             ).fetchone()[0]
             s.inserted["purchase_order"].add(order_id)
             amount_cents, payment_type = qty * price, 3
         column = "sales_order_id" if kind == "SALE" else "purchase_order_id"
         tx_id = conn.execute(
-            sql.SQL("INSERT INTO transaction (transaction_type, {}, created_at, last_updated) VALUES (%s, %s, %s, %s) "
-                    "RETURNING transaction_id").format(sql.Identifier(column)),
+            sql.SQL(
+                "INSERT INTO transaction (transaction_type, {}, created_at, last_updated) VALUES (%s, %s, %s, %s) "
+                "RETURNING transaction_id"
+            ).format(sql.Identifier(column)),
             (kind, order_id, when, when),
         ).fetchone()[0]
         s.inserted["transaction"].add(tx_id)
@@ -150,8 +176,18 @@ def _new_order(conn: psycopg.Connection, rng: random.Random, when: datetime, kin
             "INSERT INTO payment (created_at, last_updated, transaction_id, counterparty_id, payment_amount, currency_id, "
             "payment_type_id, paid, payment_date, company_ac_number, counterparty_ac_number) "
             "VALUES (%s, %s, %s, %s, %s::numeric / 100, %s, %s, false, %s, %s, %s) RETURNING payment_id",
-            (when, when, tx_id, counterparty, amount_cents, currency, payment_type, agreed_payment,
-             rng.randint(10_000_000, 99_999_999), rng.randint(10_000_000, 99_999_999)),
+            (
+                when,
+                when,
+                tx_id,
+                counterparty,
+                amount_cents,
+                currency,
+                payment_type,
+                agreed_payment,
+                rng.randint(10_000_000, 99_999_999),
+                rng.randint(10_000_000, 99_999_999),
+            ),
         ).fetchone()[0]
         s.inserted["payment"].add(payment_id)
 
@@ -159,14 +195,20 @@ def _new_order(conn: psycopg.Connection, rng: random.Random, when: datetime, kin
 # Updates per table: (SQL SET clause, parameter factory). Each also sets last_updated.
 def _update_values(table: str, rng: random.Random, ref: dict[str, list[int]]) -> dict[str, object]:
     if table == "address":
-        return {"phone": f"{rng.randint(0, 9999):04d} {rng.randint(0, 999999):06d}",
-                "address_line_1": f"{rng.randint(1, 99999)} {rng.choice(words.LAST_NAMES)} {rng.choice(words.STREET_SUFFIXES)}"}
+        return {
+            "phone": f"{rng.randint(0, 9999):04d} {rng.randint(0, 999999):06d}",
+            "address_line_1": f"{rng.randint(1, 99999)} {rng.choice(words.LAST_NAMES)} {rng.choice(words.STREET_SUFFIXES)}",
+        }
     if table == "department":
-        return {"location": rng.choice(["Manchester", "Leeds", "Liverpool"]),
-                "manager": f"{rng.choice(words.FIRST_NAMES)} {rng.choice(words.LAST_NAMES)}"}
+        return {
+            "location": rng.choice(["Manchester", "Leeds", "Liverpool"]),
+            "manager": f"{rng.choice(words.FIRST_NAMES)} {rng.choice(words.LAST_NAMES)}",
+        }
     if table == "counterparty":
-        return {"commercial_contact": f"{rng.choice(words.FIRST_NAMES)} {rng.choice(words.LAST_NAMES)}",
-                "legal_address_id": rng.choice(ref["address"])}
+        return {
+            "commercial_contact": f"{rng.choice(words.FIRST_NAMES)} {rng.choice(words.LAST_NAMES)}",
+            "legal_address_id": rng.choice(ref["address"]),
+        }
     if table == "staff":
         return {"department_id": rng.choice(ref["department"])}
     if table == "design":
@@ -180,7 +222,9 @@ def _update_values(table: str, rng: random.Random, ref: dict[str, list[int]]) ->
     return {}  # currency, payment_type, transaction: the application touches them without change
 
 
-def simulate(conn: psycopg.Connection, *, at: datetime | None = None, seed: int = 0, plan: ChangePlan | None = None) -> ChangeSummary:
+def simulate(
+    conn: psycopg.Connection, *, at: datetime | None = None, seed: int = 0, plan: ChangePlan | None = None
+) -> ChangeSummary:
     """Apply ``plan`` to totesys at instant ``at`` (default: now); return what changed."""
     plan = plan or ChangePlan()
     clock = _Clock(at or utc_now_ms())
@@ -205,10 +249,13 @@ def simulate(conn: psycopg.Connection, *, at: datetime | None = None, seed: int 
             _new_order(conn, rng, clock.tick(), kind, ref, summary)
 
     if plan.payments_to_pay:
-        due = [r[0] for r in conn.execute(
-            "SELECT payment_id FROM payment WHERE NOT paid AND payment_date <= %s ORDER BY payment_id DESC LIMIT %s",
-            (clock.at.date().isoformat(), plan.payments_to_pay * 4),
-        )]
+        due = [
+            r[0]
+            for r in conn.execute(
+                "SELECT payment_id FROM payment WHERE NOT paid AND payment_date <= %s ORDER BY payment_id DESC LIMIT %s",
+                (clock.at.date().isoformat(), plan.payments_to_pay * 4),
+            )
+        ]
         for payment_id in rng.sample(due, min(len(due), plan.payments_to_pay)):
             conn.execute("UPDATE payment SET paid = true, last_updated = %s WHERE payment_id = %s", (clock.tick(), payment_id))
             summary.updated["payment"].add(payment_id)
@@ -244,7 +291,10 @@ def main(argv: list[str] | None = None) -> int:
         seed = args.seed if args.seed is not None else time.time_ns()
         with psycopg.connect(args.url) as conn:
             s = simulate(conn, seed=seed + round_no, plan=plan)
-        print(f"{s.at.isoformat()} changed {s.rows} rows: " + ", ".join(f"{t}={len(s.changed(t))}" for t in SOURCE if s.changed(t)), flush=True)
+        print(
+            f"{s.at.isoformat()} changed {s.rows} rows: " + ", ".join(f"{t}={len(s.changed(t))}" for t in SOURCE if s.changed(t)),
+            flush=True,
+        )
         if not args.every:
             return 0
         time.sleep(args.every)

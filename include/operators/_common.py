@@ -18,7 +18,9 @@ def psycopg_connection(postgres_conn_id: str, *, read_only: bool = False) -> psy
     conn = PostgresHook(postgres_conn_id=postgres_conn_id).get_conn()
     if not isinstance(conn, psycopg.Connection):
         conn.close()
-        raise RuntimeError("totes_etl needs psycopg 3 (the postgres provider uses it with SQLAlchemy 2): pip install 'psycopg[binary]'")
+        raise RuntimeError(
+            "totes_etl needs psycopg 3 (the postgres provider uses it with SQLAlchemy 2): pip install 'psycopg[binary]'"
+        )
     conn.autocommit = True
     if read_only:
         conn.read_only = True

@@ -90,9 +90,17 @@ class TotesysToS3Operator(BaseOperator):
         with psycopg_connection(self.postgres_conn_id, read_only=True) as conn, tempfile.TemporaryDirectory() as tmp:
             check_contract(conn, table)
             with conn.transaction():
-                parts = write_parquet_parts(lake, prefix, counted(extract_batches(conn, table, window, self.batch_rows)), schema, tmp)
+                parts = write_parquet_parts(
+                    lake, prefix, counted(extract_batches(conn, table, window, self.batch_rows)), schema, tmp
+                )
 
-        result: dict[str, Any] = {"table": table.name, "rows": rows, "mode": window.mode, "window": window.as_dict(), "manifest_key": None}
+        result: dict[str, Any] = {
+            "table": table.name,
+            "rows": rows,
+            "mode": window.mode,
+            "window": window.as_dict(),
+            "manifest_key": None,
+        }
         if not parts:
             lake.discard(prefix)  # an earlier attempt of this run may have left parts
             self.log.info("No rows changed in %s: nothing written", table.name)

@@ -62,7 +62,9 @@ class LakeTransformOperator(BaseOperator):
         ingestion, processed = Lake(hook, self.ingestion_bucket), Lake(hook, self.processed_bucket)
         dag_run = context["dag_run"]
         prefix = run_prefix(table.name, run_interval(context)[1], dag_run.run_id)
-        inputs = {src: ingestion.read_manifest(r["manifest_key"]) for src, r in self.ingested.items() if r and r.get("manifest_key")}
+        inputs = {
+            src: ingestion.read_manifest(r["manifest_key"]) for src, r in self.ingested.items() if r and r.get("manifest_key")
+        }
         result: dict[str, Any] = {"table": table.name, "rows": 0, "manifest_key": None}
         if not inputs:
             processed.discard(prefix)

@@ -1,0 +1,203 @@
+"""COPY in and out, the data contract check, and the warehouse merge, on real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from decimal import Decimal
+
+import psycopg
+import pyarrow as pa
+import pytest
+from psycopg import sql
+
+from include.ddl import create_totesys_schema, ensure_warehouse_schema
+from include.extract import ContractViolation, check_contract, extract_batches, source_schema
+from include.lake import Window
+from include.load import load_batches
+from include.pgarrow import copy_in_batches, copy_out_batches
+from include.registry import SOURCE, WAREHOUSE
+from include.transform import processed_schema
+
+T0 = datetime(2024, 11, 15, 9, 30, 5, 123000)
+T1 = datetime(2024, 11, 15, 9, 45, 0, 1000)
+T2 = datetime(2024, 11, 15, 10, 0, 0, 0)
+
+
+@pytest.fixture
+def totesys(new_database):
+    url = new_database("src")
+    with psycopg.connect(url) as conn:
+        create_totesys_schema(conn)
+    with psycopg.connect(url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def warehouse(new_database):
+    with psycopg.connect(new_database("wh"), autocommit=True) as conn:
+        ensure_warehouse_schema(conn, "public")
+        yield conn
+
+
+AWKWARD_TEXT = ["", 'quote " inside', "comma, inside", "new\nline", "back\\slash", "Ünïcödé ✓", "  spaces  ", "NULL", r"\N"]
+
+
+def test_copy_round_trip_keeps_nulls_empty_strings_and_awkward_text(totesys):
+    rows = [
+        {
+            "address_id": i + 1,
+            "address_line_1": text,
+            "address_line_2": None if i % 2 else text,
+            "district": None,
+            "city": "c",
+            "postal_code": "p",
+            "country": "x",
+            "phone": "1",
+            "created_at": T0,
+            "last_updated": T0,
+        }
+        for i, text in enumerate(AWKWARD_TEXT)
+    ]
+    data = pa.Table.from_pylist(rows, schema=source_schema(SOURCE["address"]))
+    with totesys.cursor() as cur:
+        assert copy_in_batches(cur, sql.Identifier("address"), data.column_names, data.to_batches()) == len(rows)
+    back = pa.Table.from_batches(list(extract_batches(totesys, SOURCE["address"], Window(None, T2))))
+    assert back.sort_by("address_id").to_pylist() == rows
+
+
+def test_copy_out_keeps_exact_types(totesys):
+    query = sql.SQL(
+        "SELECT 2147483647::int, 12345678.91::numeric(10,2), '2024-02-29 23:59:59.999'::timestamp(3), true, NULL::int"
+    )
+    schema = pa.schema(
+        [("i", pa.int32()), ("n", pa.decimal128(10, 2)), ("t", pa.timestamp("ms")), ("b", pa.bool_()), ("z", pa.int32())]
+    )
+    with totesys.cursor() as cur:
+        (batch,) = list(copy_out_batches(cur, query, schema))
+    assert batch.to_pylist() == [
+        {"i": 2147483647, "n": Decimal("12345678.91"), "t": datetime(2024, 2, 29, 23, 59, 59, 999000), "b": True, "z": None}
+    ]
+
+
+def test_an_empty_result_gives_no_batches(totesys):
+    assert list(extract_batches(totesys, SOURCE["staff"], Window(None, T2))) == []
+
+
+def test_the_window_reads_from_its_start(totesys):
+    totesys.execute(
+        "INSERT INTO department (department_name, created_at, last_updated) VALUES ('a', %s, %s), ('b', %s, %s), ('c', %s, %s)",
+        (T0, T0, T1, T1, T2, T2),
+    )
+    read = pa.Table.from_batches(list(extract_batches(totesys, SOURCE["department"], Window(T1, T2))))
+    assert sorted(read.column("department_name").to_pylist()) == ["b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("ALTER TABLE staff ADD COLUMN nickname text", "column nickname is new"),
+        ("ALTER TABLE staff DROP COLUMN email_address", "column email_address is missing"),
+        ("ALTER TABLE staff RENAME COLUMN last_name TO surname", "column last_name is missing"),
+        ("ALTER TABLE staff ALTER COLUMN first_name TYPE varchar(20)", "column first_name has data_type"),
+        ("ALTER TABLE staff ALTER COLUMN email_address DROP NOT NULL", "column email_address became nullable"),
+        ("ALTER TABLE payment ALTER COLUMN payment_amount TYPE numeric(12,4)", "column payment_amount has numeric_precision"),
+    ],
+)
+def test_schema_drift_breaks_the_contract_and_names_table_and_column(totesys, change, expected):
+    for table in SOURCE.values():
+        check_contract(totesys, table)  # the DDL we built honours every contract
+    totesys.execute(change)
+    table = change.split()[2]
+    with pytest.raises(ContractViolation, match=expected) as err:
+        check_contract(totesys, SOURCE[table])
+    assert err.value.table == table
+
+
+def dim_location_rows(version: datetime, phone: str) -> pa.Table:
+    row = {
+        "location_id": 1,
+        "address_line_1": "1 Lane",
+        "address_line_2": None,
+        "district": None,
+        "city": "Leeds",
+        "postal_code": "LS1",
+        "country": "UK",
+        "phone": phone,
+        "_version": [version],
+    }
+    return pa.Table.from_pylist([row], schema=processed_schema(WAREHOUSE["dim_location"]))
+
+
+def load(conn, table: str, data: pa.Table):
+    return load_batches(conn, "public", WAREHOUSE[table], data.to_batches(), run_id="r", manifest_key="k")
+
+
+def test_a_dimension_never_goes_back_to_an_older_version(warehouse):
+    assert load(warehouse, "dim_location", dim_location_rows(T1, "new")).written == 1
+    # a late load of an older version (a backfill that read earlier) changes nothing
+    assert load(warehouse, "dim_location", dim_location_rows(T0, "old")).written == 0
+    assert warehouse.execute("SELECT phone FROM dim_location").fetchall() == [("new",)]
+    # the same version again is a no-op; a newer one wins
+    assert load(warehouse, "dim_location", dim_location_rows(T1, "new")).written == 0
+    assert load(warehouse, "dim_location", dim_location_rows(T2, "newer")).written == 1
+    assert warehouse.execute("SELECT phone FROM dim_location").fetchall() == [("newer",)]
+    assert warehouse.execute("SELECT count(*) FROM etl_load_log WHERE table_name = 'dim_location'").fetchone()[0] == 4
+
+
+def test_facts_keep_each_version_once(warehouse):
+    warehouse.execute(
+        "INSERT INTO dim_date SELECT d, 2024, 11, 15, 5, 'Friday', 'November', 4 FROM (VALUES ('2024-11-15'::date)) v(d)"
+    )
+    warehouse.execute("INSERT INTO dim_transaction VALUES (1, 'SALE', 1, NULL)")
+    warehouse.execute("INSERT INTO dim_counterparty VALUES (1, 'Co', 'l1', NULL, NULL, 'c', 'p', 'x', '1')")
+    warehouse.execute("INSERT INTO dim_currency VALUES (1, 'GBP', 'Pound Sterling')")
+    warehouse.execute("INSERT INTO dim_payment_type VALUES (1, 'SALES_RECEIPT')")
+
+    def version(updated: time, paid: bool) -> dict:
+        return {
+            "payment_id": 1,
+            "created_date": date(2024, 11, 15),
+            "created_time": time(9),
+            "last_updated_date": date(2024, 11, 15),
+            "last_updated_time": updated,
+            "transaction_id": 1,
+            "counterparty_id": 1,
+            "payment_amount": Decimal("10.00"),
+            "currency_id": 1,
+            "payment_type_id": 1,
+            "paid": paid,
+            "payment_date": date(2024, 11, 15),
+        }
+
+    schema = processed_schema(WAREHOUSE["fact_payment"])
+    first = pa.Table.from_pylist([version(time(9), False), version(time(9), False)], schema=schema)  # read twice
+    assert load(warehouse, "fact_payment", first).written == 1
+    again = pa.Table.from_pylist([version(time(9), False), version(time(10), True)], schema=schema)
+    assert load(warehouse, "fact_payment", again).written == 1
+    assert warehouse.execute("SELECT paid FROM fact_payment ORDER BY last_updated_time").fetchall() == [(False,), (True,)]
+
+
+def test_a_failed_load_leaves_the_table_as_it_was(warehouse):
+    """One transaction per table: a fact pointing at a missing dimension row loads nothing."""
+    warehouse.execute("INSERT INTO dim_currency VALUES (1, 'GBP', 'Pound Sterling')")
+    row = {
+        "purchase_order_id": 1,
+        "created_date": date(2024, 11, 15),
+        "created_time": time(9),
+        "last_updated_date": date(2024, 11, 15),
+        "last_updated_time": time(9),
+        "staff_id": 1,
+        "counterparty_id": 1,
+        "item_code": "ABC",
+        "item_quantity": 1,
+        "item_unit_price": Decimal("3.00"),
+        "currency_id": 1,
+        "agreed_delivery_date": date(2024, 11, 15),
+        "agreed_payment_date": date(2024, 11, 15),
+        "agreed_delivery_location_id": 1,
+    }
+    data = pa.Table.from_pylist([row], schema=processed_schema(WAREHOUSE["fact_purchase_orders"]))
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        load(warehouse, "fact_purchase_orders", data)
+    assert warehouse.execute("SELECT count(*) FROM fact_purchase_orders").fetchone()[0] == 0
+    assert warehouse.execute("SELECT count(*) FROM etl_load_log").fetchone()[0] == 0
