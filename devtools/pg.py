@@ -103,10 +103,12 @@ class LocalCluster:
         if ids:
             for p in (self.base_dir, self.base_dir / "socket"):
                 os.chown(p, *ids)
-            # The server's user must be able to reach its directory (mkdtemp makes 0700 dirs).
-            parent = self.base_dir.parent
-            if parent.stat().st_mode & 0o005 != 0o005 and parent.stat().st_uid == 0:
-                parent.chmod(parent.stat().st_mode | 0o005)
+            # The server's user must be able to reach its directory: let it traverse (o+x, not
+            # read) the root-owned ancestors that do not allow it (mkdtemp makes 0700 dirs).
+            for parent in self.base_dir.resolve().parents:
+                st = parent.stat()
+                if st.st_uid == 0 and not st.st_mode & 0o001:
+                    parent.chmod(st.st_mode | 0o001)
         _run_as_service_user(
             [
                 find_pg_binary("initdb"),

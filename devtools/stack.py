@@ -4,6 +4,7 @@
     python -m devtools.stack demo     # up, run totes_etl once, show the warehouse, leave it running
     python -m devtools.stack status
     python -m devtools.stack down     # stop it all
+    python -m devtools.stack airflow dags list   # the airflow CLI, with the stack's settings
 
 What runs (state under .stack/):
 * PostgreSQL: the server in $TOTES_PG_URL if set (an admin URL), otherwise a cluster created in
@@ -14,7 +15,10 @@ What runs (state under .stack/):
 * Airflow 3: the four components `airflow standalone` starts (scheduler, dag-processor,
   api-server on 127.0.0.1:8080, triggerer), started one by one so that each binds to loopback
   (standalone's built-in log servers would listen on every interface); LocalExecutor.
-* the change simulator, writing application-like changes to totesys every 5 minutes.
+* the change simulator, writing application-like changes to totesys every 5 minutes
+  ($TOTES_SIMULATE_EVERY seconds; 0 turns it off).
+
+State lives in .stack/ ($TOTES_STACK_DIR).
 
 Every connection and variable is given to Airflow through AIRFLOW_CONN_* / AIRFLOW_VAR_*.
 """
@@ -37,12 +41,12 @@ from pathlib import Path
 
 import psycopg
 
-from devtools.pg import LocalCluster, create_database
+from devtools.pg import LocalCluster, create_database, with_database
 from devtools.s3 import airflow_connection, create_buckets
 from include.config import VARIABLES
 
 ROOT = Path(__file__).resolve().parents[1]
-STACK = ROOT / ".stack"
+STACK = Path(os.environ.get("TOTES_STACK_DIR", ROOT / ".stack"))
 VENV_BIN = Path(sys.executable).parent
 
 PG_PORT = int(os.environ.get("TOTES_PG_PORT", "55432"))
@@ -270,11 +274,12 @@ def up() -> dict[str, str]:
     airflow(env, "db", "migrate")
     for name, args in AIRFLOW_COMPONENTS.items():
         start_process(f"airflow-{name}", [str(VENV_BIN / "airflow"), *args], env)
-    start_process(
-        "simulator",
-        [sys.executable, "-m", "devtools.totesys.simulator", "--url", urls["totesys"], "--every", str(SIMULATE_EVERY)],
-        dict(os.environ, PYTHONPATH=str(ROOT)),
-    )
+    if SIMULATE_EVERY > 0:
+        start_process(
+            "simulator",
+            [sys.executable, "-m", "devtools.totesys.simulator", "--url", urls["totesys"], "--every", str(SIMULATE_EVERY)],
+            dict(os.environ, PYTHONPATH=str(ROOT)),
+        )
     wait_http(f"http://127.0.0.1:{API_PORT}/api/v2/monitor/health", 180)
     log(f"Airflow UI: http://127.0.0.1:{API_PORT}  (user admin, password {stack_secrets()['admin_password']})")
     return urls
@@ -341,10 +346,11 @@ def demo() -> int:
     print("\nWarehouse (schema {}):".format(env["AIRFLOW_VAR_TOTES_WAREHOUSE_SCHEMA"]))
     for table, n in counts.items():
         print(f"  {table:<22}{n:>10,}")
+    simulator = f"; the simulator changes totesys every {SIMULATE_EVERY} s" if SIMULATE_EVERY > 0 else ""
     print(
         f"\nAirflow UI: http://127.0.0.1:{API_PORT}  user admin, password {stack_secrets()['admin_password']}\n"
-        f"totes_etl runs every 15 minutes; the simulator changes totesys every {SIMULATE_EVERY // 60} minutes.\n"
-        "Failure mails land in .stack/mail/. Stop everything with: make down"
+        f"totes_etl runs every 15 minutes{simulator}.\n"
+        f"Failure mails land in {STACK / 'mail'}. Stop everything with: make down"
     )
     return 0 if ok and all(counts.values()) else 1
 
@@ -372,10 +378,20 @@ def status() -> int:
     return 0
 
 
+def airflow_cli(args: list[str]) -> int:
+    """The airflow CLI with the running stack's configuration (e.g. ``backfill create ...``)."""
+    urls = {role: with_database(pg_admin_url(), name) for role, name in DATABASES.items()}
+    done = subprocess.run([str(VENV_BIN / "airflow"), *args], env=airflow_env(urls), cwd=ROOT, check=False)  # nosec B603
+    return done.returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "down", "status", "demo"])
+    parser.add_argument("command", choices=["up", "down", "status", "demo", "airflow"])
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="for 'airflow': the CLI arguments")
     args = parser.parse_args(argv)
+    if args.command == "airflow":
+        return airflow_cli(args.args)
     if args.command == "up":
         up()
         return 0

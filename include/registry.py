@@ -8,7 +8,8 @@ which dimensions a fact references). The declarations follow ../shared/spec/tote
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
@@ -260,6 +261,14 @@ class WarehouseTable:
     join: JoinSpec | None = None
     # Extra DDL names a view over the table (the spec's compatibility view).
     compatibility_view: str | None = None
+    # Where each column comes from, when it is not the source column of the same name:
+    #   "col"              a column of the (left) source table
+    #   "table.col"        a column of the joined (right) table
+    #   "date(col)"        the date of a timestamp; "time(col)" its time of day
+    #   "text_date(col)"   a YYYY-MM-DD text column as a date
+    #   "iso4217_name(col)"  the ISO 4217 English name of a currency code
+    # include.transform evaluates these; dim_date is computed from the facts' dates instead.
+    derive: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def primary_key(self) -> str:
@@ -273,6 +282,9 @@ class WarehouseTable:
     def load_columns(self) -> tuple[str, ...]:
         """Columns the pipeline writes: all but a fact's serial surrogate key."""
         return tuple(c.name for c in self.columns if not c.serial)
+
+    def source_of(self, column: str) -> str:
+        return self.derive.get(column, column)
 
     @property
     def version_key(self) -> tuple[str, ...]:
@@ -314,6 +326,14 @@ def _fact_pk(name: str) -> Column:
     return Column(name, "integer", serial=True)
 
 
+# Every fact splits the source's timestamps into date and time.
+FACT_TIMESTAMPS = {
+    "created_date": "date(created_at)",
+    "created_time": "time(created_at)",
+    "last_updated_date": "date(last_updated)",
+    "last_updated_time": "time(last_updated)",
+}
+
 WAREHOUSE_TABLES: tuple[WarehouseTable, ...] = (
     WarehouseTable(
         "dim_date",
@@ -344,6 +364,7 @@ WAREHOUSE_TABLES: tuple[WarehouseTable, ...] = (
         ),
         sources=("staff", "department"),
         join=JoinSpec(left="staff", right="department", left_column="department_id"),
+        derive={"department_name": "department.department_name", "location": "department.location"},
     ),
     WarehouseTable(
         "dim_location",
@@ -359,6 +380,7 @@ WAREHOUSE_TABLES: tuple[WarehouseTable, ...] = (
             _wcol("phone"),
         ),
         sources=("address",),
+        derive={"location_id": "address_id"},
     ),
     WarehouseTable(
         "dim_design",
@@ -371,6 +393,7 @@ WAREHOUSE_TABLES: tuple[WarehouseTable, ...] = (
         "dimension",
         (_dim_pk("currency_id"), _wcol("currency_code"), _wcol("currency_name")),
         sources=("currency",),
+        derive={"currency_name": "iso4217_name(currency_code)"},
     ),
     WarehouseTable(
         "dim_counterparty",
@@ -388,6 +411,15 @@ WAREHOUSE_TABLES: tuple[WarehouseTable, ...] = (
         ),
         sources=("counterparty", "address"),
         join=JoinSpec(left="counterparty", right="address", left_column="legal_address_id"),
+        derive={
+            "counterparty_legal_address_line_1": "address.address_line_1",
+            "counterparty_legal_address_line_2": "address.address_line_2",
+            "counterparty_legal_district": "address.district",
+            "counterparty_legal_city": "address.city",
+            "counterparty_legal_postal_code": "address.postal_code",
+            "counterparty_legal_country": "address.country",
+            "counterparty_legal_phone_number": "address.phone",
+        },
     ),
     WarehouseTable(
         "dim_transaction",
@@ -428,6 +460,12 @@ WAREHOUSE_TABLES: tuple[WarehouseTable, ...] = (
         ),
         sources=("sales_order",),
         natural_id="sales_order_id",
+        derive={
+            **FACT_TIMESTAMPS,
+            "sales_staff_id": "staff_id",
+            "agreed_payment_date": "text_date(agreed_payment_date)",
+            "agreed_delivery_date": "text_date(agreed_delivery_date)",
+        },
     ),
     WarehouseTable(
         "fact_purchase_orders",
@@ -452,6 +490,11 @@ WAREHOUSE_TABLES: tuple[WarehouseTable, ...] = (
         sources=("purchase_order",),
         natural_id="purchase_order_id",
         compatibility_view="fact_purchase_order",
+        derive={
+            **FACT_TIMESTAMPS,
+            "agreed_delivery_date": "text_date(agreed_delivery_date)",
+            "agreed_payment_date": "text_date(agreed_payment_date)",
+        },
     ),
     WarehouseTable(
         "fact_payment",
@@ -473,6 +516,7 @@ WAREHOUSE_TABLES: tuple[WarehouseTable, ...] = (
         ),
         sources=("payment",),
         natural_id="payment_id",
+        derive={**FACT_TIMESTAMPS, "payment_date": "text_date(payment_date)"},
     ),
 )
 
@@ -492,6 +536,16 @@ def check_registry() -> None:
                 raise ValueError(f"{t.name} references unknown table {ref}")
         if t.join and {t.join.left, t.join.right} != set(t.sources):
             raise ValueError(f"{t.name}: join sides must be its sources")
+        if t.name != "dim_date":
+            for c in t.columns:
+                if c.serial:
+                    continue
+                ref = t.source_of(c.name)
+                inner = ref[ref.index("(") + 1 : -1] if "(" in ref else ref
+                table, _, col = inner.rpartition(".")
+                table = table or t.sources[0]
+                if table not in t.sources or col not in SOURCE[table].column_names:
+                    raise ValueError(f"{t.name}.{c.name} derives from unknown {ref!r}")
     for s in SOURCE_TABLES:
         for c in s.columns:
             if c.references and c.references.table not in SOURCE:

@@ -10,8 +10,8 @@ latest known version of both sides (see include.state).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -46,7 +46,7 @@ class TransformError(ValueError):
 def processed_schema(table: WarehouseTable) -> pa.Schema:
     """The parquet schema of a warehouse table in the processed bucket."""
     fields = [pa.field(c.name, arrow_type(c.sql_type), nullable=c.nullable) for c in table.columns if not c.serial]
-    if table.kind == "dimension" and table.name != "dim_date":
+    if is_versioned(table):
         fields.append(pa.field(VERSION_COLUMN, pa.list_(pa.timestamp("ms")), nullable=False))
     return pa.schema(fields)
 
@@ -100,34 +100,10 @@ def versions(*timestamps: pa.Array) -> pa.Array:
 
 
 # ------------------------------------------------------------------------------------------
-# Row-wise tables
+# Warehouse rows from source rows, as the registry's ``derive`` declares
 # ------------------------------------------------------------------------------------------
 
-
-def dim_location(address: pa.Table) -> pa.Table:
-    c = address
-    return _conform(
-        WAREHOUSE["dim_location"],
-        {
-            "location_id": c["address_id"],
-            **{k: c[k] for k in ("address_line_1", "address_line_2", "district", "city", "postal_code", "country", "phone")},
-            VERSION_COLUMN: versions(c["last_updated"].combine_chunks()),
-        },
-    )
-
-
-def dim_design(design: pa.Table) -> pa.Table:
-    c = design
-    return _conform(
-        WAREHOUSE["dim_design"],
-        {
-            "design_id": c["design_id"],
-            "design_name": c["design_name"],
-            "file_location": c["file_location"],
-            "file_name": c["file_name"],
-            VERSION_COLUMN: versions(c["last_updated"].combine_chunks()),
-        },
-    )
+_CALL = re.compile(r"^(\w+)\((.+)\)$")
 
 
 def currency_name(code: str) -> str | None:
@@ -138,115 +114,48 @@ def currency_name(code: str) -> str | None:
     return found.name if found else None
 
 
-def dim_currency(currency: pa.Table) -> pa.Table:
-    codes = currency["currency_code"].to_pylist()
-    names = [currency_name(code) if code else None for code in codes]
-    unknown = sorted({str(code) for code, name in zip(codes, names, strict=True) if name is None})
+def _iso4217_names(codes: pa.Array, where: str) -> pa.Array:
+    names = {code: currency_name(code) for code in pc.unique(codes).to_pylist() if code is not None}
+    unknown = sorted(code for code, name in names.items() if name is None)
     if unknown:
-        raise TransformError(f"dim_currency: unknown ISO 4217 currency code(s) {unknown}")
-    return _conform(
-        WAREHOUSE["dim_currency"],
-        {
-            "currency_id": currency["currency_id"],
-            "currency_code": currency["currency_code"],
-            "currency_name": pa.array(names, pa.string()),
-            VERSION_COLUMN: versions(currency["last_updated"].combine_chunks()),
-        },
-    )
+        raise TransformError(f"{where}: unknown ISO 4217 currency code(s) {unknown}")
+    return pa.array([names.get(code) for code in codes.to_pylist()], pa.string())
 
 
-def dim_payment_type(payment_type: pa.Table) -> pa.Table:
-    return _conform(
-        WAREHOUSE["dim_payment_type"],
-        {
-            "payment_type_id": payment_type["payment_type_id"],
-            "payment_type_name": payment_type["payment_type_name"],
-            VERSION_COLUMN: versions(payment_type["last_updated"].combine_chunks()),
-        },
-    )
+def derived_column(table: WarehouseTable, column: str, rows: pa.Table) -> pa.Array:
+    """Evaluate the registry's ``derive`` expression of one warehouse column over source rows."""
+    ref = table.source_of(column)
+    call = _CALL.match(ref)
+    func, arg = (call.group(1), call.group(2)) if call else (None, ref)
+    values = rows[arg].combine_chunks()
+    if func is None:
+        return values
+    if func == "date":
+        return date_part(values)
+    if func == "time":
+        return time_part(values)
+    if func == "text_date":
+        return text_date(values, f"{table.sources[0]}.{arg}")
+    if func == "iso4217_name":
+        return _iso4217_names(values, f"{table.name}.{column}")
+    raise ValueError(f"{table.name}.{column}: unknown derivation {ref!r}")
 
 
-def dim_transaction(transaction: pa.Table) -> pa.Table:
-    c = transaction
-    return _conform(
-        WAREHOUSE["dim_transaction"],
-        {
-            "transaction_id": c["transaction_id"],
-            "transaction_type": c["transaction_type"],
-            "sales_order_id": c["sales_order_id"],
-            "purchase_order_id": c["purchase_order_id"],
-            VERSION_COLUMN: versions(c["last_updated"].combine_chunks()),
-        },
-    )
+def warehouse_rows(table: WarehouseTable, rows: pa.Table) -> pa.Table:
+    """The rows of a dimension or fact built from source rows (for a joined dimension: the
+    left rows with the right table's columns alongside as ``<right table>.<column>``)."""
+    columns = {c.name: derived_column(table, c.name, rows) for c in table.columns if not c.serial}
+    if is_versioned(table):
+        contributing = [rows["last_updated"].combine_chunks()]
+        if table.join:
+            contributing.append(rows[f"{table.join.right}.last_updated"].combine_chunks())
+        columns[VERSION_COLUMN] = versions(*contributing)
+    return _conform(table, columns)
 
 
-def _timestamps(c: pa.Table) -> dict[str, pa.Array]:
-    created = c["created_at"].combine_chunks()
-    updated = c["last_updated"].combine_chunks()
-    return {
-        "created_date": date_part(created),
-        "created_time": time_part(created),
-        "last_updated_date": date_part(updated),
-        "last_updated_time": time_part(updated),
-    }
-
-
-def fact_sales_order(sales_order: pa.Table) -> pa.Table:
-    c = sales_order
-    return _conform(
-        WAREHOUSE["fact_sales_order"],
-        {
-            "sales_order_id": c["sales_order_id"],
-            **_timestamps(c),
-            "sales_staff_id": c["staff_id"],
-            "counterparty_id": c["counterparty_id"],
-            "units_sold": c["units_sold"],
-            "unit_price": c["unit_price"],
-            "currency_id": c["currency_id"],
-            "design_id": c["design_id"],
-            "agreed_payment_date": text_date(c["agreed_payment_date"].combine_chunks(), "sales_order.agreed_payment_date"),
-            "agreed_delivery_date": text_date(c["agreed_delivery_date"].combine_chunks(), "sales_order.agreed_delivery_date"),
-            "agreed_delivery_location_id": c["agreed_delivery_location_id"],
-        },
-    )
-
-
-def fact_purchase_orders(purchase_order: pa.Table) -> pa.Table:
-    c = purchase_order
-    return _conform(
-        WAREHOUSE["fact_purchase_orders"],
-        {
-            "purchase_order_id": c["purchase_order_id"],
-            **_timestamps(c),
-            "staff_id": c["staff_id"],
-            "counterparty_id": c["counterparty_id"],
-            "item_code": c["item_code"],
-            "item_quantity": c["item_quantity"],
-            "item_unit_price": c["item_unit_price"],
-            "currency_id": c["currency_id"],
-            "agreed_delivery_date": text_date(c["agreed_delivery_date"].combine_chunks(), "purchase_order.agreed_delivery_date"),
-            "agreed_payment_date": text_date(c["agreed_payment_date"].combine_chunks(), "purchase_order.agreed_payment_date"),
-            "agreed_delivery_location_id": c["agreed_delivery_location_id"],
-        },
-    )
-
-
-def fact_payment(payment: pa.Table) -> pa.Table:
-    c = payment
-    return _conform(
-        WAREHOUSE["fact_payment"],
-        {
-            "payment_id": c["payment_id"],
-            **_timestamps(c),
-            "transaction_id": c["transaction_id"],
-            "counterparty_id": c["counterparty_id"],
-            "payment_amount": c["payment_amount"],
-            "currency_id": c["currency_id"],
-            "payment_type_id": c["payment_type_id"],
-            "paid": c["paid"],
-            "payment_date": text_date(c["payment_date"].combine_chunks(), "payment.payment_date"),
-        },
-    )
+def is_versioned(table: WarehouseTable) -> bool:
+    """Dimensions carry the source version they were built from (dim_date's rows never change)."""
+    return table.kind == "dimension" and table.name != "dim_date"
 
 
 # ------------------------------------------------------------------------------------------
@@ -316,10 +225,10 @@ def join_rows(join: JoinSpec, ids: pa.Array, left_state: pa.Table, right_state: 
     left_key = f"{join.left}_id"
     right_key = f"{join.right}_id"
     left = left_state.filter(pc.is_in(left_state[left_key], value_set=ids))
-    right = right_state.rename_columns([f"r.{n}" for n in right_state.column_names])
-    joined = left.join(right, keys=join.left_column, right_keys=f"r.{right_key}", join_type="left outer")
+    right = right_state.rename_columns([f"{join.right}.{n}" for n in right_state.column_names])
+    joined = left.join(right, keys=join.left_column, right_keys=f"{join.right}.{right_key}", join_type="left outer")
     # Acero drops the right key column; a missing partner shows as NULL right-side columns.
-    missing = pc.is_null(joined["r.last_updated"])
+    missing = pc.is_null(joined[f"{join.right}.last_updated"])
     if pc.any(missing).as_py():
         bad = pc.filter(joined[left_key], missing).to_pylist()
         raise TransformError(
@@ -329,71 +238,11 @@ def join_rows(join: JoinSpec, ids: pa.Array, left_state: pa.Table, right_state: 
     return joined.sort_by(left_key)
 
 
-def dim_counterparty(joined: pa.Table) -> pa.Table:
-    c = joined
-    return _conform(
-        WAREHOUSE["dim_counterparty"],
-        {
-            "counterparty_id": c["counterparty_id"],
-            "counterparty_legal_name": c["counterparty_legal_name"],
-            "counterparty_legal_address_line_1": c["r.address_line_1"],
-            "counterparty_legal_address_line_2": c["r.address_line_2"],
-            "counterparty_legal_district": c["r.district"],
-            "counterparty_legal_city": c["r.city"],
-            "counterparty_legal_postal_code": c["r.postal_code"],
-            "counterparty_legal_country": c["r.country"],
-            "counterparty_legal_phone_number": c["r.phone"],
-            VERSION_COLUMN: versions(c["last_updated"].combine_chunks(), c["r.last_updated"].combine_chunks()),
-        },
-    )
-
-
-def dim_staff(joined: pa.Table) -> pa.Table:
-    c = joined
-    return _conform(
-        WAREHOUSE["dim_staff"],
-        {
-            "staff_id": c["staff_id"],
-            "first_name": c["first_name"],
-            "last_name": c["last_name"],
-            "department_name": c["r.department_name"],
-            "location": c["r.location"],
-            "email_address": c["email_address"],
-            VERSION_COLUMN: versions(c["last_updated"].combine_chunks(), c["r.last_updated"].combine_chunks()),
-        },
-    )
-
-
-# ------------------------------------------------------------------------------------------
-# Dispatch
-# ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TransformSpec:
-    """How a warehouse table is computed: per input batch, or from a join."""
-
-    rowwise: Callable[[pa.Table], pa.Table] | None = None
-    joined: Callable[[pa.Table], pa.Table] | None = None
-
-
-TRANSFORMS: dict[str, TransformSpec] = {
-    "dim_location": TransformSpec(rowwise=dim_location),
-    "dim_design": TransformSpec(rowwise=dim_design),
-    "dim_currency": TransformSpec(rowwise=dim_currency),
-    "dim_payment_type": TransformSpec(rowwise=dim_payment_type),
-    "dim_transaction": TransformSpec(rowwise=dim_transaction),
-    "fact_sales_order": TransformSpec(rowwise=fact_sales_order),
-    "fact_purchase_orders": TransformSpec(rowwise=fact_purchase_orders),
-    "fact_payment": TransformSpec(rowwise=fact_payment),
-    "dim_counterparty": TransformSpec(joined=dim_counterparty),
-    "dim_staff": TransformSpec(joined=dim_staff),
-    "dim_date": TransformSpec(),  # built from referenced_dates over all its sources
-}
-
-_unmatched = {t.name for t in WAREHOUSE.values()} ^ set(TRANSFORMS)
-if _unmatched:
-    raise RuntimeError(f"transforms and registry disagree on {sorted(_unmatched)}")
+def transform_kind(table: WarehouseTable) -> str:
+    """How a table is computed: ``dates`` (dim_date), ``joined`` (a join), or ``rowwise``."""
+    if table.name == "dim_date":
+        return "dates"
+    return "joined" if table.join else "rowwise"
 
 
 def latest_versions(rows: Iterable[pa.Table], key: str) -> pa.Table:

@@ -55,7 +55,7 @@ class LakeTransformOperator(BaseOperator):
 
         from include.lake import Lake, Manifest, run_prefix, schema_description, write_parquet_parts
         from include.registry import WAREHOUSE
-        from include.transform import TRANSFORMS, processed_schema
+        from include.transform import processed_schema, transform_kind
 
         table = WAREHOUSE[self.table]
         hook = s3_hook(self.aws_conn_id)
@@ -71,13 +71,13 @@ class LakeTransformOperator(BaseOperator):
             self.log.info("No ingested rows for %s: nothing to transform", table.name)
             return result
 
-        spec = TRANSFORMS[table.name]
+        kind = transform_kind(table)
         schema = processed_schema(table)
         with tempfile.TemporaryDirectory() as tmp:
-            if spec.rowwise:
+            if kind == "rowwise":
                 (source,) = table.sources
-                out = self._rowwise(ingestion, inputs.get(source), spec.rowwise, tmp)
-            elif spec.joined:
+                out = self._rowwise(ingestion, inputs.get(source), table, tmp)
+            elif kind == "joined":
                 out = iter([self._joined(ingestion, processed, table, inputs, tmp)])
             else:
                 out = iter([self._dates(ingestion, inputs, tmp)])
@@ -118,22 +118,23 @@ class LakeTransformOperator(BaseOperator):
             tables.append(pq.read_table(path))
         return pa.concat_tables(tables)
 
-    def _rowwise(self, lake: Lake, manifest: Manifest | None, fn, workdir: str) -> Iterator[pa.Table]:
+    def _rowwise(self, lake: Lake, manifest: Manifest | None, table, workdir: str) -> Iterator[pa.Table]:
         import pyarrow as pa
 
         from include.lake import read_parquet_batches
+        from include.transform import warehouse_rows
 
         if manifest is None:
             return
         for path in lake.iter_parts(manifest, workdir):
             for batch in read_parquet_batches(path):
-                yield fn(pa.Table.from_batches([batch]))
+                yield warehouse_rows(table, pa.Table.from_batches([batch]))
 
     def _joined(self, ingestion: Lake, processed: Lake, table, inputs: dict[str, Manifest], workdir: str) -> pa.Table:
         from include.extract import source_schema
         from include.registry import SOURCE
         from include.state import StateStore
-        from include.transform import TRANSFORMS, affected_ids, join_rows
+        from include.transform import affected_ids, join_rows, warehouse_rows
 
         join = table.join
         store = StateStore(processed)
@@ -146,7 +147,7 @@ class LakeTransformOperator(BaseOperator):
             states[side] = store.merge(side, changed[side], SOURCE[side].primary_key)
         ids = affected_ids(join, changed[join.left], changed[join.right], states[join.left])
         self.log.info("%s: %d %s row(s) to rebuild", table.name, len(ids), join.left)
-        return TRANSFORMS[table.name].joined(join_rows(join, ids, states[join.left], states[join.right]))
+        return warehouse_rows(table, join_rows(join, ids, states[join.left], states[join.right]))
 
     def _dates(self, ingestion: Lake, inputs: dict[str, Manifest], workdir: str) -> pa.Table:
         import pyarrow as pa
