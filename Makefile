@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup demo up down status test lint pytest bench lock generate simulate clean
+.PHONY: setup demo up down status test lint audit pytest bench lock generate simulate clean
 
 setup:
 	@bash scripts/setup.sh
@@ -27,12 +27,15 @@ status: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/bandit -q -c pyproject.toml -r dags include plugins devtools bench
+	$(VENV)/bin/bandit -q -c pyproject.toml -r dags include plugins devtools bench scripts payments_api analysis
+
+audit: setup
+	@bash scripts/audit.sh
 
 pytest: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test: lint pytest
+test: lint audit checkov pytest
 
 bench: setup
 	$(PY) -m bench.run $(BENCH_ARGS)
@@ -48,3 +51,25 @@ simulate: setup
 
 clean: down
 	rm -rf .stack
+
+# Deployment tooling (docs/deployment.md). checkov lives in .venv-tools/: its pins clash with
+# Airflow's constraints.
+.PHONY: tools checkov package compose-env
+
+tools:
+	@bash scripts/tools.sh
+
+checkov: tools
+	.venv-tools/bin/checkov -d terraform --quiet
+
+package:
+	python3 scripts/package_mwaa.py --output dist/mwaa
+
+compose-env:
+	python3 scripts/compose_env.py
+
+# The finance payments API (payments_api/, docs/payments_api.md) on 127.0.0.1:$TOTES_PAYMENTS_API_PORT
+# (8081), reading $TOTES_WAREHOUSE_URL (default: the local stack's warehouse).
+.PHONY: api
+api: setup
+	TOTES_WAREHOUSE_URL="$${TOTES_WAREHOUSE_URL:-postgresql://postgres@127.0.0.1:55432/warehouse}" $(PY) -m payments_api

@@ -5,7 +5,9 @@ Every 15 minutes, for the data interval that just ended:
 1. ``ensure_warehouse_schema`` creates whatever of the warehouse is missing (never drops);
 2. ``ingest.<table>`` extracts each totesys table's changed rows into the ingestion bucket;
 3. ``transform.<table>`` builds each dimension and fact from the ingests it reads;
-4. ``load.<table>`` merges it into the warehouse; facts load after the dimensions they reference.
+4. ``load.<table>`` merges it into the warehouse; facts load after the dimensions they reference;
+5. ``check.*`` reconciles the warehouse with totesys, checks its freshness and reports what was
+   quarantined.
 
 Trigger with ``{"full_refresh": true}`` to re-read every table in full (README, runbook).
 The tables and their wiring come from include/registry.py; the logic lives in include/.
@@ -16,11 +18,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, TriggerRule
 
 from include.alerts import failure_notifier
 from include.config import DAG_ID, SCHEDULE_CRON, variable_template
-from include.operators import LakeTransformOperator, S3ToWarehouseOperator, TotesysToS3Operator, WarehouseSchemaOperator
+from include.operators import (
+    LakeTransformOperator,
+    QuarantineReportOperator,
+    S3ToWarehouseOperator,
+    TotesysToS3Operator,
+    WarehouseCheckOperator,
+    WarehouseSchemaOperator,
+)
 from include.registry import SOURCE_TABLES, WAREHOUSE_TABLES
 
 INGESTION_BUCKET = variable_template("totes_ingestion_bucket")
@@ -47,6 +56,8 @@ with DAG(
     params={"full_refresh": Param(False, type="boolean", description="extract every table in full")},
     tags=["totesys", "warehouse", "etl"],
     doc_md=__doc__,
+    # Templates render to Python objects: a load receives its transform's result as a dict.
+    render_template_as_native_obj=True,
 ) as dag:
     ensure_schema = WarehouseSchemaOperator(task_id="ensure_warehouse_schema", schema=WAREHOUSE_SCHEMA)
 
@@ -70,15 +81,33 @@ with DAG(
             w.name: S3ToWarehouseOperator(
                 task_id=w.name,
                 table=w.name,
-                transformed=transform[w.name].output,
+                # Pulled by template rather than passed as an XComArg, so that the load also runs
+                # (and skips) when its transform failed.
+                transformed=f"{{{{ ti.xcom_pull(task_ids='transform.{w.name}') }}}}",
                 bucket=PROCESSED_BUCKET,
                 schema=WAREHOUSE_SCHEMA,
+                # A dimension's load ends "skipped" (not "upstream_failed") when its transform could
+                # not run (schema drift upstream), so that facts still load: the other tables keep
+                # flowing, and a fact whose dimension row is missing waits in the quarantine
+                # (include/load.py). A fact waits for a dimension load that really failed.
+                trigger_rule=TriggerRule.NONE_FAILED if w.kind == "fact" else TriggerRule.ALL_DONE,
             )
             for w in WAREHOUSE_TABLES
         }
 
+    with TaskGroup("check", tooltip="reconciliation, freshness, quarantine report"):
+        reconcile = WarehouseCheckOperator(task_id="reconcile", check="reconcile", schema=WAREHOUSE_SCHEMA)
+        # Freshness and the quarantine report also run after a failed load: that is when they matter.
+        freshness = WarehouseCheckOperator(
+            task_id="freshness", check="freshness", schema=WAREHOUSE_SCHEMA, trigger_rule=TriggerRule.ALL_DONE
+        )
+        quarantine = QuarantineReportOperator(task_id="quarantine", schema=WAREHOUSE_SCHEMA, trigger_rule=TriggerRule.ALL_DONE)
+
     ensure_schema >> list(ingest.values())
     for w in WAREHOUSE_TABLES:
-        ensure_schema >> load[w.name]
+        [ensure_schema, transform[w.name]] >> load[w.name]
         for referenced in w.references:
             load[referenced] >> load[w.name]
+    list(load.values()) >> reconcile
+    list(load.values()) >> freshness
+    list(load.values()) >> quarantine

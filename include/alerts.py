@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from include.config import SMTP_CONN_ID, variable_template
@@ -26,9 +27,27 @@ BODY = (
 )
 
 
-def failure_notifier(**overrides: Any) -> Any:
+@functools.cache
+def _fresh_smtp_notifier_class() -> type:
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
+    class FreshSmtpNotifier(SmtpNotifier):
+        """SmtpNotifier that renders each notification on a copy of itself.
+
+        Airflow's notifiers render their template fields in place: a notifier object used twice in
+        one process (dag.test(), or a worker that keeps the parsed DAG) would otherwise send the
+        first failure's subject and body again.
+        """
+
+        def __call__(self, *args: Any) -> None:
+            import copy
+
+            SmtpNotifier.__call__(copy.copy(self), *args)
+
+    return FreshSmtpNotifier
+
+
+def failure_notifier(**overrides: Any) -> Any:
     kwargs: dict[str, Any] = {
         "to": variable_template("totes_alert_emails"),
         "from_email": FROM_ADDRESS,
@@ -37,4 +56,30 @@ def failure_notifier(**overrides: Any) -> Any:
         "smtp_conn_id": SMTP_CONN_ID,
     }
     kwargs.update(overrides)
-    return SmtpNotifier(**kwargs)
+    return _fresh_smtp_notifier_class()(**kwargs)
+
+
+def _inert(value: object) -> str:
+    """Data for a mail body that Airflow renders with Jinja: HTML-escaped, and braces as HTML
+    entities so that no value from the data (a source text field in a reason) can ever be
+    template syntax."""
+    from html import escape
+
+    return escape(str(value)).replace("{", "&#123;").replace("}", "&#125;").replace("%", "&#37;")
+
+
+def quarantine_notifier(waiting: list[tuple[str, str, int, str, str]]) -> Any:
+    """The mail that says what a run quarantined: (table, stage, rows, reason, object key) rows."""
+    total = sum(r[2] for r in waiting)
+    lines = "".join(
+        "<tr>" + "".join(f"<td>{_inert(v)}</td>" for v in (t, stage, n, reason, key)) + "</tr>"
+        for t, stage, n, reason, key in waiting
+    )
+    body = (
+        f"<h3>{total} row(s) quarantined by {{{{ dag.dag_id }}}}, run {{{{ run_id }}}}</h3>"
+        "<p>They were not loaded, and nothing else was held back. See the README, 'Quarantine', for how to replay them.</p>"
+        "<table><tr><th>table</th><th>stage</th><th>rows</th><th>reason</th><th>where</th></tr>"
+        f"{lines}</table>"
+        '<p>Log: <a href="{{ ti.log_url }}">{{ ti.log_url }}</a></p>'
+    )
+    return failure_notifier(subject=f"[totes_etl] {total} row(s) quarantined in {{{{ run_id }}}}", html_content=body)

@@ -26,16 +26,24 @@ if TYPE_CHECKING:
 # Pipeline bookkeeping kept beside the star schema (see README, "Warehouse bookkeeping"):
 # etl_dimension_version: the source version of each dimension row, so that a load that arrives
 #   late (a backfill beside the schedule, a replay) never overwrites a newer row with an older one.
+# etl_quarantine: every row that could not be loaded, with the reason and the row itself, until a
+#   later version of it (or, for a fact refused for a missing dimension row, the row itself) loads.
 # etl_load_log: one row per table per run that loaded something; reconciliation and freshness
 #   checks read it.
 BOOKKEEPING_TABLES: dict[str, sql.SQL] = {
     "etl_dimension_version": sql.SQL(
         "dimension varchar NOT NULL, id integer NOT NULL, version timestamp(3)[] NOT NULL, PRIMARY KEY (dimension, id)"
     ),
+    "etl_quarantine": sql.SQL(
+        "quarantine_id bigserial PRIMARY KEY, table_name varchar NOT NULL, stage varchar NOT NULL, "
+        "source_id integer, source_last_updated timestamp(3), reason text NOT NULL, row_data jsonb NOT NULL, "
+        "run_id varchar NOT NULL, object_key varchar NOT NULL, quarantined_at timestamptz NOT NULL DEFAULT now(), "
+        "resolved_at timestamptz, resolved_by_run varchar"
+    ),
     "etl_load_log": sql.SQL(
         "load_id bigserial PRIMARY KEY, table_name varchar NOT NULL, run_id varchar NOT NULL, "
         "manifest_key varchar NOT NULL, rows_staged bigint NOT NULL, rows_written bigint NOT NULL, "
-        "source_max_last_updated timestamp(3), loaded_at timestamptz NOT NULL DEFAULT now()"
+        "rows_rejected bigint NOT NULL DEFAULT 0, source_max_last_updated jsonb, loaded_at timestamptz NOT NULL DEFAULT now()"
     ),
 }
 
@@ -218,6 +226,13 @@ def warehouse_ddl(schema: str, missing: set[str] | None = None) -> list[sql.Comp
     for name, body in BOOKKEEPING_TABLES.items():
         if missing is None or name in missing:
             stmts.append(sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(schema, name), body))
+    if missing is None or "etl_quarantine" in missing:
+        # loads look up the rows still waiting for a table at every run
+        stmts.append(
+            sql.SQL("CREATE INDEX {} ON {} (table_name, stage, source_id) WHERE resolved_at IS NULL").format(
+                sql.Identifier("etl_quarantine_waiting_idx"), sql.Identifier(schema, "etl_quarantine")
+            )
+        )
     return stmts
 
 

@@ -37,6 +37,14 @@ def run_prefix(table: str, interval_end: datetime, run_id: str) -> str:
     return f"{table}/date={day}/run={run_key(run_id)}/"
 
 
+QUARANTINE = "quarantine/"
+
+
+def quarantine_prefix(table: str, interval_end: datetime, run_id: str) -> str:
+    """Where a run's rejected rows of ``table`` go (README, "Quarantine")."""
+    return QUARANTINE + run_prefix(table, interval_end, run_id)
+
+
 def part_key(prefix: str, n: int) -> str:
     return f"{prefix}part-{n:05d}.parquet"
 
@@ -131,6 +139,8 @@ class Manifest:
     window: dict[str, str | None] = field(default_factory=dict)
     mode: str | None = None
     max_last_updated: str | None = None
+    # For processed tables: the newest last_updated of each source table read (freshness).
+    source_max: dict[str, str] = field(default_factory=dict)
     inputs: list[str] = field(default_factory=list)
     format: int = MANIFEST_FORMAT
 
@@ -273,3 +283,29 @@ def read_parquet_batches(path: str, columns: list[str] | None = None) -> Iterato
     with pq.ParquetFile(path) as f:
         for i in range(f.num_row_groups):
             yield from f.read_row_group(i, columns=columns).to_batches()
+
+
+class Spool:
+    """Tables appended to one local parquet file, opened on the first non-empty write."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.rows = 0
+        self._writer = None
+
+    def write(self, table: pa.Table | None) -> None:
+        import pyarrow.parquet as pq
+
+        if table is None or table.num_rows == 0:
+            return
+        if self._writer is None:
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+        self._writer.write_table(table.cast(self._schema))
+        self.rows += table.num_rows
+
+    def close(self) -> bool:
+        """Close the file; whether anything was written."""
+        if self._writer is not None:
+            self._writer.close()
+        return self.rows > 0

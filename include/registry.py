@@ -8,6 +8,7 @@ which dimensions a fact references). The declarations follow ../shared/spec/tote
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -525,9 +526,19 @@ DIMENSIONS: tuple[WarehouseTable, ...] = tuple(t for t in WAREHOUSE_TABLES if t.
 FACTS: tuple[WarehouseTable, ...] = tuple(t for t in WAREHOUSE_TABLES if t.kind == "fact")
 
 
-def check_registry() -> None:
-    """Fail fast on a declaration that contradicts itself (run by the tests and at import)."""
-    for t in WAREHOUSE_TABLES:
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def check_registry(
+    source_tables: tuple[SourceTable, ...] = SOURCE_TABLES, warehouse_tables: tuple[WarehouseTable, ...] = WAREHOUSE_TABLES
+) -> None:
+    """Fail fast on a declaration that contradicts itself or names something that is not a plain
+    SQL identifier (run at import, and by the tests). SQL is only ever built from these names."""
+    for t in (*source_tables, *warehouse_tables):
+        for name in (t.name, *(c.name for c in t.columns)):
+            if not IDENTIFIER.match(name):
+                raise ValueError(f"{name!r} is not a plain lower-case SQL identifier")
+    for t in warehouse_tables:
         for s in t.sources:
             if s not in SOURCE:
                 raise ValueError(f"{t.name} reads unknown source table {s}")
@@ -546,7 +557,7 @@ def check_registry() -> None:
                 table = table or t.sources[0]
                 if table not in t.sources or col not in SOURCE[table].column_names:
                     raise ValueError(f"{t.name}.{c.name} derives from unknown {ref!r}")
-    for s in SOURCE_TABLES:
+    for s in source_tables:
         for c in s.columns:
             if c.references and c.references.table not in SOURCE:
                 raise ValueError(f"{s.name}.{c.name} references unknown table")

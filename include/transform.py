@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -76,17 +77,17 @@ def time_part(ts: pa.Array) -> pa.Array:
     return pc.cast(ts, pa.time64("us"))
 
 
-def text_date(values: pa.Array, where: str) -> pa.Array:
-    """``YYYY-MM-DD`` text to date32; anything else is an error naming the bad values."""
+def parse_text_date(values: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """``YYYY-MM-DD`` text to date32, and a mask of the values that are not such a date
+    (they become NULL). A NULL input is not marked: nullability is checked separately."""
     values = values.cast(pa.string())
-    well_formed = pc.match_substring_regex(values, r"^\d{4}-\d{2}-\d{2}$")
-    parsed = pc.strptime(values, format="%Y-%m-%d", unit="s", error_is_null=True)
-    bad = pc.or_kleene(pc.invert(pc.fill_null(well_formed, False)), pc.is_null(parsed))
-    bad = pc.and_(bad, pc.is_valid(values))
-    if pc.any(bad).as_py():
-        sample = pc.filter(values, bad).slice(0, 5).to_pylist()
-        raise TransformError(f"{where}: not a YYYY-MM-DD date: {sample}")
-    return pc.cast(parsed, pa.date32())
+    well_formed = pc.fill_null(pc.match_substring_regex(values, r"^\d{4}-\d{2}-\d{2}$"), True)
+    parsed = pc.cast(pc.strptime(values, format="%Y-%m-%d", unit="s", error_is_null=True), pa.date32())
+    # strptime rolls impossible days over ("2024-02-30" -> 1 March): the date must print back
+    # as the very text it came from.
+    round_trip = pc.fill_null(pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), values), False)
+    bad = pc.and_(pc.is_valid(values), pc.or_(pc.invert(well_formed), pc.invert(round_trip)))
+    return pc.if_else(bad, None, parsed), bad
 
 
 def versions(*timestamps: pa.Array) -> pa.Array:
@@ -114,43 +115,86 @@ def currency_name(code: str) -> str | None:
     return found.name if found else None
 
 
-def _iso4217_names(codes: pa.Array, where: str) -> pa.Array:
+def iso4217_names(codes: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """ISO 4217 English names of currency codes, and a mask of the unknown codes (NULL names)."""
     names = {code: currency_name(code) for code in pc.unique(codes).to_pylist() if code is not None}
-    unknown = sorted(code for code, name in names.items() if name is None)
-    if unknown:
-        raise TransformError(f"{where}: unknown ISO 4217 currency code(s) {unknown}")
-    return pa.array([names.get(code) for code in codes.to_pylist()], pa.string())
+    named = pa.array([names.get(code) for code in codes.to_pylist()], pa.string())
+    return named, pc.and_(pc.is_valid(codes), pc.is_null(named))
 
 
-def derived_column(table: WarehouseTable, column: str, rows: pa.Table) -> pa.Array:
+@dataclass
+class Derived:
+    values: pa.Array
+    bad: pa.Array | None = None  # rows whose value cannot be derived
+    problem: str = ""  # what is wrong with them
+
+
+def derived_column(table: WarehouseTable, column: str, rows: pa.Table) -> Derived:
     """Evaluate the registry's ``derive`` expression of one warehouse column over source rows."""
     ref = table.source_of(column)
     call = _CALL.match(ref)
     func, arg = (call.group(1), call.group(2)) if call else (None, ref)
     values = rows[arg].combine_chunks()
     if func is None:
-        return values
+        return Derived(values)
     if func == "date":
-        return date_part(values)
+        return Derived(date_part(values))
     if func == "time":
-        return time_part(values)
+        return Derived(time_part(values))
     if func == "text_date":
-        return text_date(values, f"{table.sources[0]}.{arg}")
+        return Derived(*parse_text_date(values), f"{arg} is not a YYYY-MM-DD date")
     if func == "iso4217_name":
-        return _iso4217_names(values, f"{table.name}.{column}")
+        return Derived(*iso4217_names(values), f"{arg} is not an ISO 4217 currency code")
     raise ValueError(f"{table.name}.{column}: unknown derivation {ref!r}")
 
 
-def warehouse_rows(table: WarehouseTable, rows: pa.Table) -> pa.Table:
+@dataclass
+class Built:
+    """Warehouse rows, and the source rows that could not become one (with ``_reason``)."""
+
+    rows: pa.Table
+    rejected: pa.Table | None = None
+
+
+REASON_COLUMN = "_reason"
+
+
+def warehouse_rows(table: WarehouseTable, rows: pa.Table) -> Built:
     """The rows of a dimension or fact built from source rows (for a joined dimension: the
-    left rows with the right table's columns alongside as ``<right table>.<column>``)."""
-    columns = {c.name: derived_column(table, c.name, rows) for c in table.columns if not c.serial}
+    left rows with the right table's columns alongside as ``<right table>.<column>``).
+
+    A row that cannot become a correct warehouse row (a date that is not YYYY-MM-DD, an unknown
+    currency code, a NULL where the warehouse forbids it) is not loaded half-right and not
+    dropped: it comes back in ``rejected`` with the reason, for the quarantine.
+    """
+    n = rows.num_rows
+    reason = pa.nulls(n, pa.string())
+    columns: dict[str, pa.Array] = {}
+    for c in table.columns:
+        if c.serial:
+            continue
+        d = derived_column(table, c.name, rows)
+        columns[c.name] = d.values
+        checks = [(d.bad, d.problem)] if d.bad is not None else []
+        if not c.nullable:
+            checks.append((pc.is_null(d.values), f"{c.name} is NULL"))
+        for bad, problem in checks:
+            bad = pc.and_(pc.fill_null(bad, False), pc.is_null(reason))
+            if pc.any(bad).as_py():
+                source = rows[_CALL.sub(r"\2", table.source_of(c.name))].combine_chunks().cast(pa.string())
+                detail = pc.binary_join_element_wise(f"{problem}: ", pc.fill_null(source, "NULL"), "")
+                reason = pc.if_else(bad, detail, reason)
     if is_versioned(table):
         contributing = [rows["last_updated"].combine_chunks()]
         if table.join:
             contributing.append(rows[f"{table.join.right}.last_updated"].combine_chunks())
         columns[VERSION_COLUMN] = versions(*contributing)
-    return _conform(table, columns)
+    good = pc.is_null(reason)
+    if pc.all(good).as_py():
+        return Built(_conform(table, columns))
+    kept = {name: pc.filter(values, good) for name, values in columns.items()}
+    rejected = rows.filter(pc.invert(good)).append_column(REASON_COLUMN, pc.filter(reason, pc.invert(good)))
+    return Built(_conform(table, kept), rejected)
 
 
 def is_versioned(table: WarehouseTable) -> bool:
@@ -175,8 +219,10 @@ def referenced_dates(source: str, rows: pa.Table) -> pa.Array:
     found = []
     for col in DATE_SOURCES[source]:
         values = rows[col].combine_chunks()
-        found.append(date_part(values) if pa.types.is_timestamp(values.type) else text_date(values, f"{source}.{col}"))
-    return pc.unique(pa.concat_arrays(found))
+        # A malformed text date becomes NULL here (no date to add); the fact built from the
+        # same row is quarantined with the reason.
+        found.append(date_part(values) if pa.types.is_timestamp(values.type) else parse_text_date(values)[0])
+    return pc.drop_null(pc.unique(pa.concat_arrays(found)))
 
 
 def dim_date(dates: pa.Array) -> pa.Table:

@@ -214,6 +214,32 @@ def forget_dag_runs(dag_id: str) -> None:
 
 
 @pytest.fixture
+def pipeline(totes_dag, new_database, new_buckets, airflow_connections, s3_endpoint):
+    """Factory: totes_etl wired to fresh totesys and warehouse databases and fresh buckets, with
+    no earlier runs in Airflow's metadata. Retries happen at once, and once (the DAG's real
+    back-off would make a failing test wait minutes; test_dag_integrity checks the real values)."""
+    from tests.harness import Pipeline, fast_retries
+
+    def make(*, schema: str = "public", totesys_url: str | None = None, warehouse_url: str | None = None, **connections):
+        forget_dag_runs(totes_dag.dag_id)
+        totesys_url = totesys_url or new_database("totesys")
+        warehouse_url = warehouse_url or new_database("warehouse")
+        ingestion, processed = new_buckets("ingestion", "processed")
+        airflow_connections(
+            totesys_url=totesys_url,
+            warehouse_url=warehouse_url,
+            ingestion=ingestion,
+            processed=processed,
+            schema=schema,
+            **connections,
+        )
+        return Pipeline(totes_dag, totesys_url, warehouse_url, ingestion, processed, schema, s3_endpoint)
+
+    with fast_retries(totes_dag):
+        yield make
+
+
+@pytest.fixture
 def real_extract_dir() -> Path:
     if not SHARED_EXTRACT.is_dir():
         pytest.skip(f"the real totesys extract is not here ({SHARED_EXTRACT}): generated data covers the same ground")

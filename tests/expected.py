@@ -12,7 +12,7 @@ from collections import Counter
 import psycopg
 
 # The ISO 4217 names the spec gives (GBP -> Pound Sterling, USD -> US Dollar, EUR -> Euro).
-ISO_NAMES = "CASE currency_code WHEN 'GBP' THEN 'Pound Sterling' WHEN 'USD' THEN 'US Dollar' WHEN 'EUR' THEN 'Euro' END"
+ISO_NAMES = "CASE currency_code WHEN 'GBP' THEN 'Pound Sterling' WHEN 'USD' THEN 'US Dollar' WHEN 'EUR' THEN 'Euro' WHEN 'JPY' THEN 'Yen' END"
 
 DIMENSION_SQL = {
     "dim_location": "SELECT address_id, address_line_1, address_line_2, district, city, postal_code, country, phone FROM address",

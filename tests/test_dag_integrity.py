@@ -61,7 +61,8 @@ def test_totes_etl_is_wired_exactly(dagbag):
     assert {f"ingest.{t.name}" for t in SOURCE_TABLES} <= ids
     assert {f"transform.{t.name}" for t in WAREHOUSE_TABLES} <= ids
     assert {f"load.{t.name}" for t in WAREHOUSE_TABLES} <= ids
-    assert len(ids) == 1 + len(SOURCE_TABLES) + 2 * len(WAREHOUSE_TABLES)
+    assert {"check.reconcile", "check.freshness", "check.quarantine"} <= ids
+    assert len(ids) == 1 + len(SOURCE_TABLES) + 2 * len(WAREHOUSE_TABLES) + 3
 
     def upstream(task_id: str) -> set[str]:
         return set(dag.get_task(task_id).upstream_task_ids)
@@ -83,3 +84,9 @@ def test_totes_etl_is_wired_exactly(dagbag):
         f"load.{d}" for d in ("dim_date", "dim_transaction", "dim_counterparty", "dim_currency", "dim_payment_type")
     }
     assert WAREHOUSE["dim_counterparty"].sources == ("counterparty", "address")
+    # the checks come after every load; loads run once their dimensions are done, whatever their state
+    for check in ("check.reconcile", "check.freshness", "check.quarantine"):
+        assert upstream(check) == {f"load.{w.name}" for w in WAREHOUSE_TABLES}
+    assert {dag.get_task(f"load.{w.name}").trigger_rule for w in WAREHOUSE_TABLES if w.kind == "dimension"} == {"all_done"}
+    assert {dag.get_task(f"load.{w.name}").trigger_rule for w in WAREHOUSE_TABLES if w.kind == "fact"} == {"none_failed"}
+    assert dag.get_task("check.reconcile").trigger_rule == "all_success"

@@ -13,7 +13,7 @@ from psycopg import sql
 from include.ddl import create_totesys_schema, ensure_warehouse_schema
 from include.extract import ContractViolation, check_contract, extract_batches, source_schema
 from include.lake import Window
-from include.load import load_batches
+from include.load import load_batches, quarantine_rows
 from include.pgarrow import copy_in_batches, copy_out_batches
 from include.registry import SOURCE, WAREHOUSE
 from include.transform import processed_schema
@@ -177,27 +177,60 @@ def test_facts_keep_each_version_once(warehouse):
     assert warehouse.execute("SELECT paid FROM fact_payment ORDER BY last_updated_time").fetchall() == [(False,), (True,)]
 
 
-def test_a_failed_load_leaves_the_table_as_it_was(warehouse):
-    """One transaction per table: a fact pointing at a missing dimension row loads nothing."""
-    warehouse.execute("INSERT INTO dim_currency VALUES (1, 'GBP', 'Pound Sterling')")
-    row = {
-        "purchase_order_id": 1,
-        "created_date": date(2024, 11, 15),
-        "created_time": time(9),
-        "last_updated_date": date(2024, 11, 15),
-        "last_updated_time": time(9),
-        "staff_id": 1,
-        "counterparty_id": 1,
-        "item_code": "ABC",
-        "item_quantity": 1,
-        "item_unit_price": Decimal("3.00"),
-        "currency_id": 1,
-        "agreed_delivery_date": date(2024, 11, 15),
-        "agreed_payment_date": date(2024, 11, 15),
-        "agreed_delivery_location_id": 1,
-    }
-    data = pa.Table.from_pylist([row], schema=processed_schema(WAREHOUSE["fact_purchase_orders"]))
-    with pytest.raises(psycopg.errors.ForeignKeyViolation):
-        load(warehouse, "fact_purchase_orders", data)
+def purchase_row(**overrides) -> dict:
+    row = {"purchase_order_id": 1, "created_date": date(2024, 11, 15), "created_time": time(9), "last_updated_date": date(2024, 11, 15),
+           "last_updated_time": time(9), "staff_id": 1, "counterparty_id": 1, "item_code": "ABC", "item_quantity": 1,
+           "item_unit_price": Decimal("3.00"), "currency_id": 1, "agreed_delivery_date": date(2024, 11, 15),
+           "agreed_payment_date": date(2024, 11, 15), "agreed_delivery_location_id": 1}  # fmt: skip
+    return row | overrides
+
+
+def add_dimension_rows(wh, *, staff: bool = True) -> None:
+    wh.execute("INSERT INTO dim_date VALUES ('2024-11-15', 2024, 11, 15, 5, 'Friday', 'November', 4) ON CONFLICT DO NOTHING")
+    wh.execute("INSERT INTO dim_currency VALUES (1, 'GBP', 'Pound Sterling') ON CONFLICT DO NOTHING")
+    wh.execute("INSERT INTO dim_counterparty VALUES (1, 'Co', 'l1', NULL, NULL, 'c', 'p', 'x', '1') ON CONFLICT DO NOTHING")
+    wh.execute("INSERT INTO dim_location VALUES (1, 'l1', NULL, NULL, 'c', 'p', 'x', '1') ON CONFLICT DO NOTHING")
+    if staff:
+        wh.execute("INSERT INTO dim_staff VALUES (1, 'A', 'B', 'Sales', 'Leeds', 'a@b') ON CONFLICT DO NOTHING")
+
+
+def test_a_fact_without_its_dimension_row_waits_in_the_quarantine_and_loads_when_it_arrives(warehouse):
+    add_dimension_rows(warehouse, staff=False)
+    schema = processed_schema(WAREHOUSE["fact_purchase_orders"])
+    stored = []
+    data = pa.Table.from_pylist([purchase_row(), purchase_row(purchase_order_id=2, staff_id=7)], schema=schema)
+    result = load_batches(warehouse, "public", WAREHOUSE["fact_purchase_orders"], data.to_batches(), run_id="r1", manifest_key="k",
+                          on_rejects=lambda rows: stored.append(rows) or "quarantine/key")  # fmt: skip
+    assert (result.written, result.rejected) == (0, 2)
     assert warehouse.execute("SELECT count(*) FROM fact_purchase_orders").fetchone()[0] == 0
-    assert warehouse.execute("SELECT count(*) FROM etl_load_log").fetchone()[0] == 0
+    reasons = dict(warehouse.execute("SELECT source_id, reason FROM etl_quarantine WHERE resolved_at IS NULL").fetchall())
+    assert reasons == {1: "staff_id has no dim_staff row: 1", 2: "staff_id has no dim_staff row: 7"}
+    assert [row["purchase_order_id"] for row, _ in stored[0]] == [1, 2]
+    # a rerun does not record them twice
+    load_batches(warehouse, "public", WAREHOUSE["fact_purchase_orders"], data.to_batches(), run_id="r1", manifest_key="k")
+    assert warehouse.execute("SELECT count(*) FROM etl_quarantine").fetchone()[0] == 2
+
+    # staff 1 arrives: the next load (with nothing new of its own) replays the waiting rows
+    add_dimension_rows(warehouse)
+    result = load_batches(warehouse, "public", WAREHOUSE["fact_purchase_orders"], iter([]), run_id="r2", manifest_key="k2")
+    assert (result.replayed, result.written) == (2, 1)
+    assert warehouse.execute("SELECT purchase_order_id FROM fact_purchase_orders").fetchall() == [(1,)]
+    waiting = warehouse.execute("SELECT source_id, resolved_by_run FROM etl_quarantine ORDER BY source_id").fetchall()
+    assert waiting == [(1, "r2"), (2, None)]
+
+
+def test_transform_rejects_are_recorded_once_and_resolved_by_a_newer_version(warehouse):
+    add_dimension_rows(warehouse)
+    table = WAREHOUSE["fact_purchase_orders"]
+    source_row = {"purchase_order_id": 5, "created_at": T0, "last_updated": T0, "agreed_payment_date": "2024-02-30"}
+    for _ in range(2):
+        with warehouse.transaction():
+            quarantine_rows(
+                warehouse, "public", table, stage="transform", rows=[(source_row, "bad date")], run_id="r", object_key="q"
+            )
+    assert warehouse.execute("SELECT count(*) FROM etl_quarantine WHERE resolved_at IS NULL").fetchone()[0] == 1
+    fixed = pa.Table.from_pylist(
+        [purchase_row(purchase_order_id=5, last_updated_time=time(9, 45))], schema=processed_schema(table)
+    )
+    load_batches(warehouse, "public", table, fixed.to_batches(), run_id="r3", manifest_key="k")
+    assert warehouse.execute("SELECT resolved_by_run FROM etl_quarantine").fetchall() == [("r3",)]

@@ -6,70 +6,17 @@ tests/expected.py computes by SQL over the source.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
 import pytest
 
-from devtools.s3 import client as s3_client
 from devtools.totesys.generator import GeneratorSettings, generate
 from devtools.totesys.real_extract import load_extract
 from devtools.totesys.simulator import ChangePlan, simulate
-from tests.conftest import forget_dag_runs
-from tests.expected import assert_warehouse_equals, expected_warehouse, warehouse_snapshot
+from tests.expected import assert_warehouse_equals
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-UTC = "+00:00"
-
-
-@dataclass
-class Pipeline:
-    dag: object
-    totesys_url: str
-    warehouse_url: str
-    ingestion: str
-    processed: str
-    schema: str
-    s3_endpoint: str
-
-    def run(self, interval_end: str, **conf):
-        """One run of the data interval that ends at ``interval_end`` (as `airflow dags test`)."""
-        dr = self.dag.test(logical_date=datetime.fromisoformat(interval_end + UTC), run_conf=conf or None)
-        assert dr.state == "success", f"run {interval_end} ended {dr.state}"
-        return dr
-
-    def snapshot(self):
-        with psycopg.connect(self.warehouse_url) as wh:
-            return warehouse_snapshot(wh, self.schema)
-
-    def expected(self, facts_before=None):
-        with psycopg.connect(self.totesys_url) as src, psycopg.connect(self.warehouse_url) as wh:
-            return expected_warehouse(src, wh, self.schema, facts_before)
-
-    def objects(self) -> dict[str, str]:
-        s3 = s3_client(self.s3_endpoint)
-        found = {}
-        for bucket in (self.ingestion, self.processed):
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-                for obj in page.get("Contents", []):
-                    found[f"{bucket}/{obj['Key']}"] = obj["ETag"]
-        return found
-
-
-@pytest.fixture
-def pipeline(totes_dag, new_database, new_buckets, airflow_connections, s3_endpoint):
-    def make(*, schema: str = "public") -> Pipeline:
-        forget_dag_runs(totes_dag.dag_id)
-        totesys_url, warehouse_url = new_database("totesys"), new_database("warehouse")
-        ingestion, processed = new_buckets("ingestion", "processed")
-        airflow_connections(
-            totesys_url=totesys_url, warehouse_url=warehouse_url, ingestion=ingestion, processed=processed, schema=schema
-        )
-        return Pipeline(totes_dag, totesys_url, warehouse_url, ingestion, processed, schema, s3_endpoint)
-
-    return make
 
 
 def test_full_load_of_the_real_extract(pipeline, real_extract_dir):

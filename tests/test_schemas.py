@@ -156,7 +156,11 @@ def test_warehouse_matches_spec(warehouse_conn, schema):
     created = ensure_warehouse_schema(warehouse_conn, schema)
     assert set(spec.WAREHOUSE) <= set(created)
     # the 11 star-schema tables, plus the pipeline's two bookkeeping tables (README)
-    assert base_tables(warehouse_conn, schema) == set(spec.WAREHOUSE) | {"etl_dimension_version", "etl_load_log"}
+    assert base_tables(warehouse_conn, schema) == set(spec.WAREHOUSE) | {
+        "etl_dimension_version",
+        "etl_load_log",
+        "etl_quarantine",
+    }
     for table, expected in spec.WAREHOUSE.items():
         assert columns(warehouse_conn, schema, table) == expected, table
     pks = primary_keys(warehouse_conn, schema)

@@ -6,8 +6,16 @@ inside ``execute`` so that parsing the DAG stays cheap. The data work is in the 
 include.extract, include.transform and include.load.
 """
 
+from include.operators.checks import QuarantineReportOperator, WarehouseCheckOperator
 from include.operators.ingest import TotesysToS3Operator
 from include.operators.load import S3ToWarehouseOperator, WarehouseSchemaOperator
 from include.operators.transform import LakeTransformOperator
 
-__all__ = ["LakeTransformOperator", "S3ToWarehouseOperator", "TotesysToS3Operator", "WarehouseSchemaOperator"]
+__all__ = [
+    "LakeTransformOperator",
+    "QuarantineReportOperator",
+    "S3ToWarehouseOperator",
+    "TotesysToS3Operator",
+    "WarehouseCheckOperator",
+    "WarehouseSchemaOperator",
+]

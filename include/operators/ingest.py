@@ -53,9 +53,18 @@ class TotesysToS3Operator(BaseOperator):
         import tempfile
 
         import pyarrow.compute as pc
+        from airflow.sdk.exceptions import AirflowFailException
 
-        from include.extract import check_contract, extract_batches, source_schema
-        from include.lake import Lake, Manifest, ingest_window, run_prefix, schema_description, write_parquet_parts
+        from include.extract import ContractViolation, check_contract, extract_batches, source_schema
+        from include.lake import (
+            Lake,
+            Manifest,
+            ingest_window,
+            quarantine_prefix,
+            run_prefix,
+            schema_description,
+            write_parquet_parts,
+        )
         from include.registry import SOURCE
 
         table = SOURCE[self.table]
@@ -88,7 +97,17 @@ class TotesysToS3Operator(BaseOperator):
 
         schema = source_schema(table)
         with psycopg_connection(self.postgres_conn_id, read_only=True) as conn, tempfile.TemporaryDirectory() as tmp:
-            check_contract(conn, table)
+            try:
+                check_contract(conn, table)
+            except ContractViolation as drift:
+                where = quarantine_prefix(table.name, interval_end, dag_run.run_id)
+                key = self._quarantine_drift(conn, lake, where, drift, window, tmp)
+                # Retrying cannot help: a person must update the contract or the source.
+                raise AirflowFailException(
+                    f"{drift}. The window's rows, as the database returns them, are quarantined at "
+                    f"s3://{self.bucket}/{key}; nothing of {table.name} moves until include/registry.py or "
+                    "the source is fixed (README, 'When things go wrong')."
+                ) from drift
             with conn.transaction():
                 parts = write_parquet_parts(
                     lake, prefix, counted(extract_batches(conn, table, window, self.batch_rows)), schema, tmp
@@ -118,3 +137,38 @@ class TotesysToS3Operator(BaseOperator):
         result["manifest_key"] = lake.commit(prefix, manifest)
         self.log.info("Wrote %d rows of %s in %d part(s)", rows, table.name, len(parts))
         return result
+
+    def _quarantine_drift(self, conn, lake, prefix: str, drift, window, workdir: str) -> str:
+        """Copy the window's rows of a drifted table, every live column as text, to the
+        quarantine prefix (gzipped CSV with a header), with the reason beside it."""
+        import gzip
+        import json
+
+        from psycopg import sql
+
+        from include.extract import live_columns
+
+        live = [c.name for c in live_columns(conn, drift.table)]
+        cols = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in live)
+        query = sql.SQL("SELECT {} FROM {}").format(cols, sql.Identifier(drift.table))
+        params = None
+        if window.start is not None and "last_updated" in live:
+            query += sql.SQL(" WHERE {} >= %(start)s").format(sql.Identifier("last_updated"))
+            params = {"start": window.start}
+        path = f"{workdir}/rows.csv.gz"
+        copy_sql = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(query)
+        with conn.transaction(), conn.cursor() as cur, gzip.open(path, "wb") as out, cur.copy(copy_sql, params) as copy:
+            for chunk in copy:
+                out.write(chunk)
+        key = f"{prefix}rows.csv.gz"
+        lake.put_file(path, key)
+        reason = {
+            "table": drift.table,
+            "problems": drift.problems,
+            "live_columns": live,
+            "window": window.as_dict(),
+            "rows_key": key,
+        }
+        lake.put_bytes(json.dumps(reason, indent=1).encode(), f"{prefix}reason.json")
+        self.log.error("Schema drift in %s: %s", drift.table, "; ".join(drift.problems))
+        return key

@@ -51,9 +51,10 @@ class LakeTransformOperator(BaseOperator):
         self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
+        import os
         import tempfile
 
-        from include.lake import Lake, Manifest, run_prefix, schema_description, write_parquet_parts
+        from include.lake import Lake, Manifest, Spool, quarantine_prefix, run_prefix, schema_description, write_parquet_parts
         from include.registry import WAREHOUSE
         from include.transform import processed_schema, transform_kind
 
@@ -61,13 +62,18 @@ class LakeTransformOperator(BaseOperator):
         hook = s3_hook(self.aws_conn_id)
         ingestion, processed = Lake(hook, self.ingestion_bucket), Lake(hook, self.processed_bucket)
         dag_run = context["dag_run"]
-        prefix = run_prefix(table.name, run_interval(context)[1], dag_run.run_id)
+        interval_end = run_interval(context)[1]
+        prefix = run_prefix(table.name, interval_end, dag_run.run_id)
+        quarantine = quarantine_prefix(table.name, interval_end, dag_run.run_id)
         inputs = {
             src: ingestion.read_manifest(r["manifest_key"]) for src, r in self.ingested.items() if r and r.get("manifest_key")
         }
-        result: dict[str, Any] = {"table": table.name, "rows": 0, "manifest_key": None}
+        result: dict[str, Any] = {"table": table.name, "rows": 0, "manifest_key": None, "rejected": 0, "quarantine_key": None}
+        # The newest change of each source read, loaded or quarantined: the freshness check's input.
+        result["source_max"] = {src: m.max_last_updated for src, m in inputs.items() if m.max_last_updated}
         if not inputs:
             processed.discard(prefix)
+            processed.discard(quarantine)
             self.log.info("No ingested rows for %s: nothing to transform", table.name)
             return result
 
@@ -82,14 +88,23 @@ class LakeTransformOperator(BaseOperator):
             else:
                 out = iter([self._dates(ingestion, inputs, tmp)])
             rows = 0
+            rejects = Spool(os.path.join(tmp, "rejects.parquet"))
 
-            def counted(batches: Iterator[pa.Table]) -> Iterator[pa.RecordBatch]:
+            def counted(built: Iterator) -> Iterator[pa.RecordBatch]:
                 nonlocal rows
-                for t in batches:
-                    rows += t.num_rows
-                    yield from t.to_batches()
+                for b in built:
+                    rejects.write(b.rejected)
+                    rows += b.rows.num_rows
+                    yield from b.rows.to_batches()
 
             parts = write_parquet_parts(processed, prefix, counted(out), schema, tmp)
+            if rejects.close():
+                result.update(
+                    rejected=rejects.rows,
+                    quarantine_key=self._quarantine(processed, quarantine, rejects, table.name, dag_run.run_id),
+                )
+            else:
+                processed.discard(quarantine)
         if not parts:
             processed.discard(prefix)
             return result
@@ -101,10 +116,37 @@ class LakeTransformOperator(BaseOperator):
             columns=schema_description(schema),
             inputs=sorted(r["manifest_key"] for r in self.ingested.values() if r and r.get("manifest_key")),
             max_last_updated=max((m.max_last_updated for m in inputs.values() if m.max_last_updated), default=None),
+            source_max={src: m.max_last_updated for src, m in inputs.items() if m.max_last_updated},
         )
         result.update(rows=rows, manifest_key=processed.commit(prefix, manifest))
         self.log.info("Wrote %d rows of %s", rows, table.name)
         return result
+
+    def _quarantine(self, lake: Lake, prefix: str, rejects, table: str, run_id: str) -> str:
+        """Upload the rejected source rows and a summary of the reasons; return the parquet key."""
+        import json
+        from collections import Counter
+
+        import pyarrow.parquet as pq
+
+        from include.transform import REASON_COLUMN
+
+        reasons = Counter(
+            r.split(":", 1)[0] for r in pq.read_table(rejects.path, columns=[REASON_COLUMN])[REASON_COLUMN].to_pylist()
+        )
+        key = f"{prefix}transform-rejects.parquet"
+        lake.put_file(rejects.path, key)
+        summary = {
+            "table": table,
+            "run_id": run_id,
+            "stage": "transform",
+            "rows": rejects.rows,
+            "reasons": dict(reasons),
+            "rows_key": key,
+        }
+        lake.put_bytes(json.dumps(summary, indent=1).encode(), f"{prefix}transform-rejects.json")
+        self.log.warning("Quarantined %d %s row(s) at s3://%s/%s: %s", rejects.rows, table, lake.bucket, key, dict(reasons))
+        return key
 
     @staticmethod
     def _read_all(lake: Lake, manifest: Manifest | None, workdir: str) -> pa.Table | None:
@@ -118,7 +160,7 @@ class LakeTransformOperator(BaseOperator):
             tables.append(pq.read_table(path))
         return pa.concat_tables(tables)
 
-    def _rowwise(self, lake: Lake, manifest: Manifest | None, table, workdir: str) -> Iterator[pa.Table]:
+    def _rowwise(self, lake: Lake, manifest: Manifest | None, table, workdir: str) -> Iterator:
         import pyarrow as pa
 
         from include.lake import read_parquet_batches
@@ -130,7 +172,7 @@ class LakeTransformOperator(BaseOperator):
             for batch in read_parquet_batches(path):
                 yield warehouse_rows(table, pa.Table.from_batches([batch]))
 
-    def _joined(self, ingestion: Lake, processed: Lake, table, inputs: dict[str, Manifest], workdir: str) -> pa.Table:
+    def _joined(self, ingestion: Lake, processed: Lake, table, inputs: dict[str, Manifest], workdir: str):
         from include.extract import source_schema
         from include.registry import SOURCE
         from include.state import StateStore
@@ -149,16 +191,16 @@ class LakeTransformOperator(BaseOperator):
         self.log.info("%s: %d %s row(s) to rebuild", table.name, len(ids), join.left)
         return warehouse_rows(table, join_rows(join, ids, states[join.left], states[join.right]))
 
-    def _dates(self, ingestion: Lake, inputs: dict[str, Manifest], workdir: str) -> pa.Table:
+    def _dates(self, ingestion: Lake, inputs: dict[str, Manifest], workdir: str):
         import pyarrow as pa
         import pyarrow.compute as pc
 
         from include.lake import read_parquet_batches
-        from include.transform import DATE_SOURCES, dim_date, referenced_dates
+        from include.transform import DATE_SOURCES, Built, dim_date, referenced_dates
 
         found = [pa.array([], pa.date32())]
         for source, manifest in inputs.items():
             for path in ingestion.iter_parts(manifest, workdir):
                 for batch in read_parquet_batches(path, columns=list(DATE_SOURCES[source])):
                     found.append(referenced_dates(source, pa.Table.from_batches([batch])))
-        return dim_date(pc.unique(pa.concat_arrays(found)))
+        return Built(dim_date(pc.unique(pa.concat_arrays(found))))

@@ -1,0 +1,74 @@
+"""A totes_etl pipeline wired to real test services, for the end-to-end and fault tests."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import psycopg
+
+from devtools.s3 import client as s3_client
+from tests.expected import expected_warehouse, warehouse_snapshot
+
+
+@dataclass
+class Pipeline:
+    dag: object
+    totesys_url: str
+    warehouse_url: str
+    ingestion: str
+    processed: str
+    schema: str
+    s3_endpoint: str
+    runs: list = field(default_factory=list)
+
+    def run(self, interval_end: str, *, expect: str = "success", **conf):
+        """One run of the data interval that ends at ``interval_end`` (as `airflow dags test`)."""
+        dr = self.dag.test(logical_date=datetime.fromisoformat(interval_end + "+00:00"), run_conf=conf or None)
+        self.runs.append(dr)
+        assert dr.state == expect, f"run {interval_end} ended {dr.state}, expected {expect}"
+        return dr
+
+    def task_states(self, dr) -> dict[str, str]:
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            return {ti.task_id: ti.state for ti in dr.get_task_instances(session=session)}
+
+    def snapshot(self):
+        with psycopg.connect(self.warehouse_url) as wh:
+            return warehouse_snapshot(wh, self.schema)
+
+    def expected(self, facts_before=None):
+        with psycopg.connect(self.totesys_url) as src, psycopg.connect(self.warehouse_url) as wh:
+            return expected_warehouse(src, wh, self.schema, facts_before)
+
+    def objects(self, bucket: str | None = None) -> dict[str, bytes]:
+        """Every object of both buckets (or one): key -> ETag."""
+        s3 = s3_client(self.s3_endpoint)
+        found = {}
+        for b in [bucket] if bucket else [self.ingestion, self.processed]:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=b):
+                for obj in page.get("Contents", []):
+                    found[f"{b}/{obj['Key']}"] = obj["ETag"]
+        return found
+
+    def read_object(self, key: str) -> bytes:
+        bucket, _, name = key.partition("/")
+        return s3_client(self.s3_endpoint).get_object(Bucket=bucket, Key=name)["Body"].read()
+
+
+@contextlib.contextmanager
+def fast_retries(dag, retries: int = 1):
+    """Retry at once (the DAG's real back-off would make a test wait minutes); restored after."""
+    saved = {t.task_id: (t.retries, t.retry_delay, t.retry_exponential_backoff) for t in dag.tasks}
+    for t in dag.tasks:
+        t.retries = min(t.retries, retries)
+        t.retry_delay = timedelta(0)
+        t.retry_exponential_backoff = False
+    try:
+        yield
+    finally:
+        for t in dag.tasks:
+            t.retries, t.retry_delay, t.retry_exponential_backoff = saved[t.task_id]
