@@ -177,10 +177,11 @@ def run_tasks(setup: Setup, interval_end: datetime, prev_end: datetime | None, w
     for task in task_order():
         result, seconds, rss = run_task(task, spec, setup.env("tasks"), workdir)
         spec["upstream"][task] = result
+        counts = result if isinstance(result, dict) else {}  # ensure_warehouse_schema returns a list
         tasks[task] = {
             "seconds": round(seconds, 2),
             "peak_rss_mb": round(rss, 1),
-            "rows": (result or {}).get("rows", (result or {}).get("written")),
+            "rows": counts.get("rows", counts.get("written")),
         }
     return {"seconds": round(time.perf_counter() - started, 1), "tasks": tasks, "results": spec["upstream"]}
 
@@ -300,6 +301,8 @@ def bench_load(setup: Setup, tasks_run: dict, workdir: Path, sample: int = 50_00
         from sqlalchemy import create_engine
 
         frame = data.slice(0, min(sample, rows)).select(list(table.load_columns)).to_pandas()
+        for col in ("payment_amount",):  # what peers do with money: floats (Decimal objects bind as text)
+            frame[col] = frame[col].astype(float)
         engine = create_engine(setup.warehouse["tasks"].replace("postgresql://", "postgresql+psycopg://", 1))
         reset()
         started = time.perf_counter()

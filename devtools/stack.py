@@ -17,6 +17,8 @@ What runs (state under .stack/):
   (standalone's built-in log servers would listen on every interface); LocalExecutor.
 * the change simulator, writing application-like changes to totesys every 5 minutes
   ($TOTES_SIMULATE_EVERY seconds; 0 turns it off).
+* the finance payments API (payments_api/) on 127.0.0.1:$TOTES_PAYMENTS_API_PORT (8081), reading
+  the warehouse over read-only connections.
 
 State lives in .stack/ ($TOTES_STACK_DIR).
 
@@ -53,6 +55,7 @@ PG_PORT = int(os.environ.get("TOTES_PG_PORT", "55432"))
 S3_PORT = int(os.environ.get("TOTES_S3_PORT", "55000"))
 SMTP_PORT = int(os.environ.get("TOTES_SMTP_PORT", "55025"))
 API_PORT = int(os.environ.get("TOTES_AIRFLOW_PORT", "8080"))
+PAYMENTS_API_PORT = int(os.environ.get("TOTES_PAYMENTS_API_PORT", "8081"))
 SCALE = float(os.environ.get("TOTES_SCALE", "1"))
 SIMULATE_EVERY = int(os.environ.get("TOTES_SIMULATE_EVERY", "300"))
 DATABASES = {"totesys": "totesys", "warehouse": "warehouse", "airflow": "totes_airflow"}
@@ -253,6 +256,38 @@ def airflow(env: dict[str, str], *args: str, check: bool = True) -> subprocess.C
 
 
 # ------------------------------------------------------------------------------------------
+# Payments API (payments_api/)
+# ------------------------------------------------------------------------------------------
+
+
+def start_payments_api(urls: dict[str, str]) -> None:
+    """Serve the finance payments API over the warehouse; never fails the stack if it cannot."""
+    if running_pid("payments-api"):
+        return
+    import socket
+
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", PAYMENTS_API_PORT)) == 0:
+            log(f"payments-api: port {PAYMENTS_API_PORT} is taken, not started (set TOTES_PAYMENTS_API_PORT)")
+            return
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        TOTES_WAREHOUSE_URL=urls["warehouse"],
+        TOTES_WAREHOUSE_SCHEMA=os.environ.get("AIRFLOW_VAR_TOTES_WAREHOUSE_SCHEMA", VARIABLES["totes_warehouse_schema"]),
+        TOTES_PAYMENTS_API_PORT=str(PAYMENTS_API_PORT),
+    )
+    start_process("payments-api", [sys.executable, "-m", "payments_api", "--host", "127.0.0.1"], env)
+    try:
+        wait_http(f"http://127.0.0.1:{PAYMENTS_API_PORT}/openapi.json", 60)
+    except TimeoutError:
+        stop_process("payments-api")
+        log("payments-api: did not start, see .stack/logs/payments-api.log")
+        return
+    log(f"payments-api: http://127.0.0.1:{PAYMENTS_API_PORT}/docs")
+
+
+# ------------------------------------------------------------------------------------------
 # Commands
 # ------------------------------------------------------------------------------------------
 
@@ -280,6 +315,7 @@ def up() -> dict[str, str]:
             [sys.executable, "-m", "devtools.totesys.simulator", "--url", urls["totesys"], "--every", str(SIMULATE_EVERY)],
             dict(os.environ, PYTHONPATH=str(ROOT)),
         )
+    start_payments_api(urls)
     wait_http(f"http://127.0.0.1:{API_PORT}/api/v2/monitor/health", 180)
     log(f"Airflow UI: http://127.0.0.1:{API_PORT}  (user admin, password {stack_secrets()['admin_password']})")
     return urls
@@ -356,7 +392,7 @@ def demo() -> int:
 
 
 def down() -> int:
-    for name in ["simulator", *(f"airflow-{n}" for n in AIRFLOW_COMPONENTS), "smtp", "s3"]:
+    for name in ["payments-api", "simulator", *(f"airflow-{n}" for n in AIRFLOW_COMPONENTS), "smtp", "s3"]:
         stop_process(name)
     if not os.environ.get("TOTES_PG_URL"):
         cluster = LocalCluster(STACK / "pg", PG_PORT)
@@ -367,7 +403,7 @@ def down() -> int:
 
 
 def status() -> int:
-    names = ["s3", "smtp", *(f"airflow-{n}" for n in AIRFLOW_COMPONENTS), "simulator"]
+    names = ["s3", "smtp", *(f"airflow-{n}" for n in AIRFLOW_COMPONENTS), "simulator", "payments-api"]
     for name in names:
         pid = running_pid(name)
         print(f"{name:<24}{f'running (pid {pid})' if pid else 'stopped'}")

@@ -30,22 +30,47 @@ if TYPE_CHECKING:
 #   later version of it (or, for a fact refused for a missing dimension row, the row itself) loads.
 # etl_load_log: one row per table per run that loaded something; reconciliation and freshness
 #   checks read it.
-BOOKKEEPING_TABLES: dict[str, sql.SQL] = {
-    "etl_dimension_version": sql.SQL(
-        "dimension varchar NOT NULL, id integer NOT NULL, version timestamp(3)[] NOT NULL, PRIMARY KEY (dimension, id)"
+BOOKKEEPING_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "etl_dimension_version": (
+        ("dimension", "varchar NOT NULL"),
+        ("id", "integer NOT NULL"),
+        ("version", "timestamp(3)[] NOT NULL"),
     ),
-    "etl_quarantine": sql.SQL(
-        "quarantine_id bigserial PRIMARY KEY, table_name varchar NOT NULL, stage varchar NOT NULL, "
-        "source_id integer, source_last_updated timestamp(3), reason text NOT NULL, row_data jsonb NOT NULL, "
-        "run_id varchar NOT NULL, object_key varchar NOT NULL, quarantined_at timestamptz NOT NULL DEFAULT now(), "
-        "resolved_at timestamptz, resolved_by_run varchar"
+    "etl_quarantine": (
+        ("quarantine_id", "bigserial PRIMARY KEY"),
+        ("table_name", "varchar NOT NULL"),
+        ("stage", "varchar NOT NULL"),
+        ("source_id", "integer"),
+        ("source_last_updated", "timestamp(3)"),
+        ("reason", "text NOT NULL"),
+        ("row_data", "jsonb NOT NULL"),
+        ("run_id", "varchar NOT NULL"),
+        ("object_key", "varchar NOT NULL"),
+        ("quarantined_at", "timestamptz NOT NULL DEFAULT now()"),
+        ("resolved_at", "timestamptz"),
+        ("resolved_by_run", "varchar"),
     ),
-    "etl_load_log": sql.SQL(
-        "load_id bigserial PRIMARY KEY, table_name varchar NOT NULL, run_id varchar NOT NULL, "
-        "manifest_key varchar NOT NULL, rows_staged bigint NOT NULL, rows_written bigint NOT NULL, "
-        "rows_rejected bigint NOT NULL DEFAULT 0, source_max_last_updated jsonb, loaded_at timestamptz NOT NULL DEFAULT now()"
+    "etl_load_log": (
+        ("load_id", "bigserial PRIMARY KEY"),
+        ("table_name", "varchar NOT NULL"),
+        ("run_id", "varchar NOT NULL"),
+        ("manifest_key", "varchar NOT NULL"),
+        ("rows_staged", "bigint NOT NULL"),
+        ("rows_written", "bigint NOT NULL"),
+        ("rows_rejected", "bigint NOT NULL DEFAULT 0"),
+        ("source_max_last_updated", "jsonb"),
+        ("loaded_at", "timestamptz NOT NULL DEFAULT now()"),
     ),
 }
+BOOKKEEPING_CONSTRAINTS = {"etl_dimension_version": "PRIMARY KEY (dimension, id)"}
+
+
+def _bookkeeping_body(name: str) -> sql.Composable:
+    parts = [sql.SQL("{} {}").format(sql.Identifier(col), sql.SQL(typ)) for col, typ in BOOKKEEPING_COLUMNS[name]]
+    if name in BOOKKEEPING_CONSTRAINTS:
+        parts.append(sql.SQL(BOOKKEEPING_CONSTRAINTS[name]))
+    return sql.SQL(", ").join(parts)
+
 
 # A constant key for pg_advisory_xact_lock: concurrent schema tasks (a backfill beside the
 # schedule) would otherwise race on CREATE TABLE.
@@ -223,9 +248,9 @@ def warehouse_ddl(schema: str, missing: set[str] | None = None) -> list[sql.Comp
                     sql.Identifier(schema, t.compatibility_view), sql.Identifier(schema, t.name)
                 )
             )
-    for name, body in BOOKKEEPING_TABLES.items():
+    for name in BOOKKEEPING_COLUMNS:
         if missing is None or name in missing:
-            stmts.append(sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(schema, name), body))
+            stmts.append(sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(schema, name), _bookkeeping_body(name)))
     if missing is None or "etl_quarantine" in missing:
         # loads look up the rows still waiting for a table at every run
         stmts.append(
@@ -237,7 +262,7 @@ def warehouse_ddl(schema: str, missing: set[str] | None = None) -> list[sql.Comp
 
 
 def warehouse_object_names() -> set[str]:
-    names = {t.name for t in WAREHOUSE_TABLES} | set(BOOKKEEPING_TABLES)
+    names = {t.name for t in WAREHOUSE_TABLES} | set(BOOKKEEPING_COLUMNS)
     names |= {t.compatibility_view for t in FACTS if t.compatibility_view}
     return names
 
@@ -256,15 +281,31 @@ def ensure_warehouse_schema(conn: psycopg.Connection, schema: str) -> list[str]:
         )
         existing = {r[0] for r in cur.fetchall()}
         missing = warehouse_object_names() - existing
-        if not missing:
-            return []
-        cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
-        stmts = warehouse_ddl(schema, missing)
-        if cur.fetchone():
-            stmts = stmts[1:]  # the schema exists: do not ask for CREATE rights on the database
-        for stmt in stmts:
-            cur.execute(stmt)
-        return sorted(missing)
+        created = sorted(missing)
+        if missing:
+            cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+            stmts = warehouse_ddl(schema, missing)
+            if cur.fetchone():
+                stmts = stmts[1:]  # the schema exists: do not ask for CREATE rights on the database
+            for stmt in stmts:
+                cur.execute(stmt)
+        # The pipeline's own tables evolve: a column added in a later version is added to an
+        # existing table (never dropped or changed). The spec's tables are never altered.
+        cur.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = ANY(%s)",
+            (schema, list(BOOKKEEPING_COLUMNS)),
+        )
+        have = set(cur.fetchall())
+        for table, columns in BOOKKEEPING_COLUMNS.items():
+            for col, typ in columns:
+                if (table, col) not in have:
+                    cur.execute(
+                        sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                            sql.Identifier(schema, table), sql.Identifier(col), sql.SQL(typ)
+                        )
+                    )
+                    created.append(f"{table}.{col}")
+        return created
 
 
 def _main(argv: list[str]) -> int:

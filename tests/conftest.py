@@ -22,6 +22,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -237,6 +238,53 @@ def pipeline(totes_dag, new_database, new_buckets, airflow_connections, s3_endpo
 
     with fast_retries(totes_dag):
         yield make
+
+
+@dataclass
+class DemoStack:
+    """The local stack after `python -m devtools.stack demo`, in a temporary directory."""
+
+    env: dict[str, str]
+    output: str
+    stack_dir: Path
+
+    def cli(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        return stack_cli(self.env, *args, timeout=timeout)
+
+
+def stack_cli(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "devtools.stack", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_stack() -> Iterator[DemoStack]:
+    """One embedded stack for the session (free ports, scale 0.05, no simulator), started with
+    `demo` and stopped with `down`; the stack test and the browser test share it."""
+    base = Path(tempfile.mkdtemp(prefix="totes-stack-"))  # under /tmp: the postgres user can reach it
+    ports = ("TOTES_PG_PORT", "TOTES_S3_PORT", "TOTES_SMTP_PORT", "TOTES_AIRFLOW_PORT", "TOTES_PAYMENTS_API_PORT")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "TOTES_"))}
+    env.update({name: str(free_port()) for name in ports})
+    env.update(
+        {"TOTES_STACK_DIR": str(base / "stack"), "TOTES_SCALE": "0.05", "TOTES_SIMULATE_EVERY": "0", "PYTHONPATH": str(ROOT)}
+    )
+    demo = stack_cli(env, "demo")
+    try:
+        assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+        yield DemoStack(env, demo.stdout, base / "stack")
+    finally:
+        down = stack_cli(env, "down", timeout=120)
+        leftover = list((base / "stack" / "pids").glob("*.pid"))
+        shutil.rmtree(base, ignore_errors=True)
+        assert down.returncode == 0, down.stderr
+        assert not leftover, f"processes left running: {leftover}"
 
 
 @pytest.fixture

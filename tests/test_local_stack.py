@@ -4,11 +4,6 @@ scheduler and LocalExecutor, every listening socket it opens is on loopback, a r
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -17,49 +12,16 @@ import psutil
 import psycopg
 import pytest
 
-from devtools.pg import free_port, with_database
-from tests.conftest import ROOT
+from devtools.pg import with_database
+from tests.conftest import stack_cli
 from tests.expected import assert_warehouse_equals, expected_warehouse, warehouse_snapshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def stack_cli(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "devtools.stack", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
-def stack():
-    base = Path(tempfile.mkdtemp(prefix="totes-stack-"))  # under /tmp: the postgres user can reach it
-    ports = {
-        "TOTES_PG_PORT": free_port(),
-        "TOTES_S3_PORT": free_port(),
-        "TOTES_SMTP_PORT": free_port(),
-        "TOTES_AIRFLOW_PORT": free_port(),
-    }
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "TOTES_"))}
-    env.update({k: str(v) for k, v in ports.items()})
-    env.update(
-        {"TOTES_STACK_DIR": str(base / "stack"), "TOTES_SCALE": "0.05", "TOTES_SIMULATE_EVERY": "0", "PYTHONPATH": str(ROOT)}
-    )
-    demo = stack_cli(env, "demo")
-    try:
-        assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-        yield env, demo.stdout
-    finally:
-        down = stack_cli(env, "down", timeout=120)
-        assert down.returncode == 0, down.stderr
-        leftover = list((base / "stack" / "pids").glob("*.pid"))
-        shutil.rmtree(base, ignore_errors=True)
-        assert not leftover, f"processes left running: {leftover}"
+def stack(demo_stack):
+    return demo_stack.env, demo_stack.output
 
 
 def stack_pids(stack_dir: Path) -> set[int]:

@@ -225,6 +225,19 @@ def test_warehouse_ddl_is_idempotent_and_never_drops(warehouse_conn):
     assert columns(warehouse_conn, "public", "fact_purchase_orders") == spec.WAREHOUSE["fact_purchase_orders"]
 
 
+def test_the_pipelines_own_tables_gain_new_columns_but_spec_tables_are_never_altered(warehouse_conn):
+    ensure_warehouse_schema(warehouse_conn, "public")
+    # a warehouse made by an earlier version of the pipeline
+    warehouse_conn.execute(
+        "INSERT INTO etl_load_log (table_name, run_id, manifest_key, rows_staged, rows_written) VALUES ('t', 'r', 'k', 1, 1)"
+    )
+    warehouse_conn.execute("ALTER TABLE etl_load_log DROP COLUMN rows_rejected")
+    warehouse_conn.execute("ALTER TABLE dim_staff DROP COLUMN email_address")
+    assert ensure_warehouse_schema(warehouse_conn, "public") == ["etl_load_log.rows_rejected"]
+    assert warehouse_conn.execute("SELECT rows_rejected FROM etl_load_log").fetchall() == [(0,)]
+    assert "email_address" not in {c for c, _, _ in columns(warehouse_conn, "public", "dim_staff")}
+
+
 def test_unique_version_constraint_rejects_a_second_copy(warehouse_conn):
     ensure_warehouse_schema(warehouse_conn, "public")
     c = warehouse_conn

@@ -1,0 +1,1 @@
+"""Sample analyses over the warehouse (read-only). See docs/analysis.md."""

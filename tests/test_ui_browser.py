@@ -1,0 +1,182 @@
+"""The Airflow UI, as a person sees it: a real headless Chromium logs in to the local stack's
+Airflow and finds every task of the demo's totes_etl runs green in the DAG's grid.
+
+The stack is the session's `demo_stack` (tests/conftest.py), shared with tests/test_local_stack.py
+(a temporary stack dir, free ports, scale 0.05, no simulator, `python -m devtools.stack demo`). Chromium is
+Debian's (`scripts/install_chromium.sh`), driven by playwright through `executable_path`;
+playwright's own browser download is never used. Without /usr/bin/chromium the test skips.
+
+What it checks, for every run the demo waited for:
+* the grid (DOM): with every task group expanded, each task has a cell in the run's column, and
+  the tooltip the UI shows on hovering it says "State: Success";
+* the UI's own REST API, called from the logged-in page (its session cookie, no token of ours):
+  the run is a success and so is each of its task instances, which include all 34 pipeline tasks
+  (ensure_warehouse_schema, 11 ingest.*, 11 transform.*, 11 load.*) the registry implies.
+A screenshot of the expanded grid is saved to tests/artifacts/ui-grid.png (gitignored).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from include.registry import SOURCE_TABLES, WAREHOUSE_TABLES
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "tests" / "artifacts"
+DAG_ID = "totes_etl"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",  # we run as root; Chromium's sandbox refuses root
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+# The pipeline's tasks, from the registry: what the run must contain at least.
+PIPELINE_TASKS = {
+    "ensure_warehouse_schema",
+    *(f"ingest.{t.name}" for t in SOURCE_TABLES),
+    *(f"transform.{t.name}" for t in WAREHOUSE_TABLES),
+    *(f"load.{t.name}" for t in WAREHOUSE_TABLES),
+}
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium with scripts/install_chromium.sh")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def stack(chromium, demo_stack):
+    """The session's local stack after `demo`: (base URL, admin password, run ids the demo waited for)."""
+    runs = re.findall(rf"{DAG_ID}: run (\S+) finished: (\w+)", demo_stack.output)
+    assert runs, demo_stack.output[-3000:]
+    password = json.loads((demo_stack.stack_dir / "secrets.json").read_text())["admin_password"]
+    return f"http://127.0.0.1:{demo_stack.env['TOTES_AIRFLOW_PORT']}", password, [run_id for run_id, _ in runs]
+
+
+# ------------------------------------------------------------------------------------------
+# What the browser does (also usable against any running stack)
+# ------------------------------------------------------------------------------------------
+
+
+def log_in(page, base_url: str, password: str) -> None:
+    page.goto(f"{base_url}/")
+    page.wait_for_url(re.compile(r".*/auth/login.*"))  # the UI sends a visitor without a session to log in
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/auth/login" not in url, timeout=60_000)
+
+
+def api_get(page, path: str) -> dict:
+    """GET on the UI's own REST API from the logged-in page (its cookie authenticates it)."""
+    status, body = page.evaluate(
+        "async (path) => { const r = await fetch(path, {headers: {Accept: 'application/json'}});"
+        " return [r.status, await r.text()]; }",
+        path,
+    )
+    assert status == 200, f"GET {path}: {status} {body[:500]}"
+    return json.loads(body)
+
+
+def task_states_from_api(page, run_id: str) -> tuple[str, dict[str, str]]:
+    run = api_get(page, f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}")
+    tis = api_get(page, f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances?limit=1000")
+    assert tis["total_entries"] == len(tis["task_instances"])
+    return run["state"], {ti["task_id"]: ti["state"] for ti in tis["task_instances"]}
+
+
+def open_grid_expanded(page, base_url: str, run_id: str | None = None) -> None:
+    """The DAG's page (or one run's page) with its grid, every task group expanded."""
+    page.goto(f"{base_url}/dags/{DAG_ID}" + (f"/runs/{quote(run_id, safe='')}" if run_id else ""))
+    page.wait_for_load_state("networkidle")
+    page.locator('[data-testid="task-ensure_warehouse_schema"]').first.wait_for()
+    expand_all = page.get_by_test_id("expand-all-button")  # the grid's own "Expand all task groups"
+    if expand_all.is_enabled():  # disabled when every group is open already (the UI remembers it)
+        expand_all.click()
+    for toggle in page.locator('span[aria-label="Toggle group"]').all():
+        group = toggle.get_attribute("data-group-id")
+        # an expanded group shows its tasks' cells, whose ids are grid-<run id>-<group>.<task>
+        page.locator(f'a[id^="grid-"][id*="-{group}."]').first.wait_for(timeout=10_000)
+
+
+def grid_cell_states(page, run_id: str, task_ids: set[str]) -> dict[str, str]:
+    """The state the grid shows for each task of the run: the tooltip of its cell says 'State: X'."""
+    states = {}
+    for task_id in sorted(task_ids):
+        cell = page.locator(f'a[id="grid-{run_id}-{task_id}"]')
+        assert cell.count() == 1, f"the grid has no cell for {task_id} in run {run_id}"
+        cell.scroll_into_view_if_needed()
+        cell.hover()
+        tooltip = page.locator('[data-scope="tooltip"][data-part="content"]', has_text=f"Task ID: {task_id}").filter(
+            has_text=f"Run ID: {run_id}"
+        )
+        tooltip.first.wait_for(timeout=10_000)
+        match = re.search(r"State:\s*([^\n]+)", tooltip.first.inner_text())
+        assert match, tooltip.first.inner_text()
+        states[task_id] = match.group(1).strip().lower().replace(" ", "_")  # "Upstream Failed" -> upstream_failed
+        page.mouse.move(0, 0)  # let the tooltip close before the next one
+    return states
+
+
+# ------------------------------------------------------------------------------------------
+# The test
+# ------------------------------------------------------------------------------------------
+
+
+def test_grid_shows_every_task_of_the_demo_run_succeeded(stack, chromium, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    base_url, password, run_ids = stack
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),  # a fresh profile each time
+            executable_path=str(chromium),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1600, "height": 1400},
+        )
+        try:
+            page = browser.new_page()
+            log_in(page, base_url, password)
+            me = api_get(page, "/ui/auth/me")
+            assert me.get("username", me.get("name")) == "admin", me
+
+            api_states = {}
+            for run_id in run_ids:
+                run_state, states = task_states_from_api(page, run_id)
+                missing = PIPELINE_TASKS - states.keys()
+                assert not missing, f"run {run_id} lacks pipeline tasks: {sorted(missing)}"
+                not_ok = {t: s for t, s in states.items() if s != "success"}
+                assert not not_ok, f"run {run_id}: tasks not successful: {not_ok}"
+                assert run_state == "success", run_id
+                api_states[run_id] = states
+
+            open_grid_expanded(page, base_url)
+            for run_id in run_ids:
+                shown = grid_cell_states(page, run_id, set(api_states[run_id]))
+                assert len(shown) >= len(PIPELINE_TASKS) == 34
+                assert shown == dict.fromkeys(api_states[run_id], "success"), shown
+            # the picture: the last run's page, its grid expanded, no tooltip in the way
+            open_grid_expanded(page, base_url, run_ids[-1])
+            page.locator('[data-scope="tooltip"][data-part="content"]').first.wait_for(state="hidden", timeout=10_000)
+            page.screenshot(path=str(ARTIFACTS / "ui-grid.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "ui-grid.png").stat().st_size > 10_000
