@@ -12,6 +12,10 @@ SOURCE_CONN_ID = "totesys_db"
 WAREHOUSE_CONN_ID = "warehouse_db"
 AWS_CONN_ID = "aws_default"  # an "endpoint_url" in its extra points S3 at MinIO or moto
 SMTP_CONN_ID = "smtp_default"
+# The exchange-rates API of totes_fx (conn_type http; its host is the base URL). The documented
+# value is https://api.frankfurter.app (ECB reference rates, GET /<YYYY-MM-DD>?base=GBP&symbols=...);
+# there is no fallback: where the pipeline may reach is decided by whoever sets the connection.
+FX_API_CONN_ID = "fx_api"
 
 # Airflow variables and their defaults (used when the variable is not set).
 VARIABLES: dict[str, str] = {
@@ -36,3 +40,11 @@ SCHEDULE_PERIOD = timedelta(minutes=15)  # the interval SCHEDULE_CRON gives each
 LOOKBACK = timedelta(minutes=30)
 # Rows per Arrow batch and per parquet row group: what bounds the memory of every task.
 BATCH_ROWS = 100_000
+
+# totes_fx (docs/fx_rates.md): once a day, the rates of the day the run's interval starts on.
+FX_DAG_ID = "totes_fx"
+FX_SCHEDULE_CRON = "0 6 * * *"  # 06:00 UTC: the ECB publishes a day's rates at about 16:00 CET
+FX_SCHEDULE_PERIOD = timedelta(days=1)
+# On a weekend or an ECB holiday the API answers with the last business day's rates. The longest
+# ECB closure (Good Friday to Easter Monday) makes them 4 days old; older than this is refused.
+FX_MAX_RATE_AGE = timedelta(days=5)

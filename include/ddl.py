@@ -3,9 +3,9 @@
 * totesys: the operational schema exactly as the spec describes it (enums, serial keys,
   unique indexes, foreign keys with their ON DELETE / ON UPDATE actions), in the style of the
   real database's own migrations: tables first, then unique indexes, then foreign keys.
-* warehouse: the star schema in a configurable schema, created idempotently: only what is
-  missing is created (so a role without CREATE rights can run it once the schema exists), and
-  nothing is ever dropped.
+* warehouse: the star schema in a configurable schema, plus the registry's extension tables and
+  views (fx_rate, sales_in_gbp), created idempotently: only what is missing is created (so a role
+  without CREATE rights can run it once the schema exists), and nothing is ever dropped.
 
 ``python -m include.ddl totesys`` or ``python -m include.ddl warehouse [schema]`` prints the DDL.
 """
@@ -18,7 +18,18 @@ from typing import TYPE_CHECKING
 
 from psycopg import sql
 
-from include.registry import ENUM_TYPES, FACTS, SOURCE_TABLES, WAREHOUSE_TABLES, Column, WarehouseTable
+from include.registry import (
+    ENUM_TYPES,
+    EXTENSION_TABLES,
+    EXTENSION_VIEWS,
+    FACTS,
+    SOURCE_TABLES,
+    WAREHOUSE_TABLES,
+    Column,
+    ExtensionTable,
+    ExtensionView,
+    WarehouseTable,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -208,21 +219,25 @@ def version_constraint_name(table: WarehouseTable) -> str:
     return f"{table.name}_version_key"
 
 
+def _foreign_keys(schema: str, t: WarehouseTable | ExtensionTable) -> list[sql.Composable]:
+    return [
+        sql.SQL("CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})").format(
+            sql.Identifier(f"{t.name}_{c.name}_fkey"),
+            sql.Identifier(c.name),
+            sql.Identifier(schema, c.references.table),
+            sql.Identifier(c.references.column),
+        )
+        for c in t.columns
+        if c.references
+    ]
+
+
 def warehouse_table_ddl(schema: str, t: WarehouseTable) -> sql.Composable:
     parts = [_warehouse_column(c) for c in t.columns]
     parts.append(
         sql.SQL("CONSTRAINT {} PRIMARY KEY ({})").format(sql.Identifier(f"{t.name}_pkey"), sql.Identifier(t.primary_key))
     )
-    for c in t.columns:
-        if c.references:
-            parts.append(
-                sql.SQL("CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})").format(
-                    sql.Identifier(f"{t.name}_{c.name}_fkey"),
-                    sql.Identifier(c.name),
-                    sql.Identifier(schema, c.references.table),
-                    sql.Identifier(c.references.column),
-                )
-            )
+    parts += _foreign_keys(schema, t)
     if t.kind == "fact":
         parts.append(
             sql.SQL("CONSTRAINT {} UNIQUE ({})").format(
@@ -232,10 +247,29 @@ def warehouse_table_ddl(schema: str, t: WarehouseTable) -> sql.Composable:
     return sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(schema, t.name), sql.SQL(", ").join(parts))
 
 
+def extension_table_ddl(schema: str, t: ExtensionTable) -> sql.Composable:
+    """An extension table (include.registry, "Extensions"): columns, composite key, foreign keys."""
+    parts = [_warehouse_column(c) for c in t.columns]
+    parts.append(
+        sql.SQL("CONSTRAINT {} PRIMARY KEY ({})").format(
+            sql.Identifier(f"{t.name}_pkey"), sql.SQL(", ").join(map(sql.Identifier, t.primary_key))
+        )
+    )
+    parts += _foreign_keys(schema, t)
+    return sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(schema, t.name), sql.SQL(", ").join(parts))
+
+
+def extension_view_ddl(schema: str, v: ExtensionView) -> sql.Composable:
+    """The view's query (a constant of include.registry) with each table it reads schema-qualified."""
+    query = sql.SQL(v.query).format(**{name: sql.Identifier(schema, name) for name in v.reads})
+    return sql.SQL("CREATE VIEW {} AS {}").format(sql.Identifier(schema, v.name), query)
+
+
 def warehouse_ddl(schema: str, missing: set[str] | None = None) -> list[sql.Composable]:
     """Statements that create the warehouse objects named in ``missing`` (default: all).
 
-    Dimensions come before facts, so foreign keys always point at existing tables.
+    Dimensions come before facts, and the extension tables and views after both, so foreign
+    keys and views always point at existing tables.
     """
     stmts: list[sql.Composable] = [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))]
     for t in WAREHOUSE_TABLES:
@@ -258,12 +292,19 @@ def warehouse_ddl(schema: str, missing: set[str] | None = None) -> list[sql.Comp
                 sql.Identifier("etl_quarantine_waiting_idx"), sql.Identifier(schema, "etl_quarantine")
             )
         )
+    for t in EXTENSION_TABLES:
+        if missing is None or t.name in missing:
+            stmts.append(extension_table_ddl(schema, t))
+    for v in EXTENSION_VIEWS:
+        if missing is None or v.name in missing:
+            stmts.append(extension_view_ddl(schema, v))
     return stmts
 
 
 def warehouse_object_names() -> set[str]:
     names = {t.name for t in WAREHOUSE_TABLES} | set(BOOKKEEPING_COLUMNS)
     names |= {t.compatibility_view for t in FACTS if t.compatibility_view}
+    names |= {t.name for t in EXTENSION_TABLES} | {v.name for v in EXTENSION_VIEWS}
     return names
 
 

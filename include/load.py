@@ -32,7 +32,7 @@ from psycopg import sql
 
 from include.ddl import version_constraint_name
 from include.pgarrow import copy_in_batches
-from include.registry import WarehouseTable
+from include.registry import ExtensionTable, WarehouseTable
 from include.transform import REASON_COLUMN, VERSION_COLUMN, is_versioned
 
 if TYPE_CHECKING:
@@ -76,21 +76,21 @@ def merge_sql(schema: str, table: WarehouseTable) -> sql.Composable:
     target = sql.Identifier(schema, table.name)
     cols = table.load_columns
     if table.kind == "fact":
+        # No DISTINCT: ON CONFLICT DO NOTHING also skips a second copy of a version within this
+        # same statement, so the staged rows need no sort.
         return sql.SQL(
-            "WITH written AS (INSERT INTO {target} ({cols}) "
-            "SELECT DISTINCT ON ({vkey}) {cols} FROM {stage} ORDER BY {vkey} "
+            "WITH written AS (INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage} "
             "ON CONFLICT ON CONSTRAINT {uq} DO NOTHING RETURNING 1) SELECT count(*) FROM written"
         ).format(
             target=target,
             cols=_ident_list(cols),
-            vkey=_ident_list(table.version_key),
             stage=sql.Identifier(STAGE),
             uq=sql.Identifier(version_constraint_name(table)),
         )
     pk = sql.Identifier(table.primary_key)
     if not is_versioned(table):  # dim_date
         return sql.SQL(
-            "WITH written AS (INSERT INTO {target} ({cols}) SELECT DISTINCT ON ({pk}) {cols} FROM {stage} ORDER BY {pk} "
+            "WITH written AS (INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage} "
             "ON CONFLICT ({pk}) DO NOTHING RETURNING 1) SELECT count(*) FROM written"
         ).format(target=target, cols=_ident_list(cols), pk=pk, stage=sql.Identifier(STAGE))
     non_key = [c for c in cols if c != table.primary_key]
@@ -298,7 +298,7 @@ def load_batches(
 def log_load(
     conn: psycopg.Connection,
     schema: str,
-    table: WarehouseTable,
+    table: WarehouseTable | ExtensionTable,
     *,
     run_id: str,
     manifest_key: str,

@@ -526,6 +526,80 @@ DIMENSIONS: tuple[WarehouseTable, ...] = tuple(t for t in WAREHOUSE_TABLES if t.
 FACTS: tuple[WarehouseTable, ...] = tuple(t for t in WAREHOUSE_TABLES if t.kind == "fact")
 
 
+# --------------------------------------------------------------------------------------------
+# Extensions: warehouse objects beside the star schema, loaded by DAGs of their own
+# --------------------------------------------------------------------------------------------
+# Deliberately NOT part of WAREHOUSE_TABLES: totes_etl builds one transform and one load task per
+# entry there, and these objects do not come from totesys. include.ddl creates them with the rest
+# of the warehouse (ensure_warehouse_schema), after the tables they reference.
+
+
+@dataclass(frozen=True)
+class ExtensionTable:
+    """A warehouse table filled by a DAG other than totes_etl (``loaded_by``)."""
+
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    loaded_by: str
+
+    @cached_property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+@dataclass(frozen=True)
+class ExtensionView:
+    """A view over warehouse tables. ``query`` names every table it reads as ``{table}``;
+    include.ddl substitutes the schema-qualified, quoted identifier."""
+
+    name: str
+    reads: tuple[str, ...]
+    query: str
+
+
+# fx_rate (the totes_fx DAG, docs/fx_rates.md): for each dim_date day, how many units of each
+# warehouse currency one pound sterling buys, exactly as the rates API quotes it with base GBP
+# (ECB reference rates). GBP itself is 1. ``rate_date`` is the rate's own date: on a weekend or
+# an ECB holiday the API answers with the previous business day's rates. ``source`` is the API's
+# base URL. An amount in a currency is amount / units_per_gbp pounds.
+FX_BASE_CURRENCY = "GBP"
+
+FX_RATE = ExtensionTable(
+    "fx_rate",
+    (
+        _date_ref("date_id"),
+        _wref("currency_id", "dim_currency", "currency_id"),
+        _wcol("units_per_gbp", "numeric(18,8)"),
+        _wcol("rate_date", "date"),
+        _wcol("source"),
+    ),
+    primary_key=("date_id", "currency_id"),
+    loaded_by="totes_fx",
+)
+
+# sales_in_gbp: every sales order once, at its latest version (the fact keeps one row per
+# version), with its amount in its own currency and in GBP at the rate of the day the order was
+# agreed (created_date). amount_gbp is NULL while that day has no rate in fx_rate (backfill
+# totes_fx for the day: docs/fx_rates.md).
+SALES_IN_GBP = ExtensionView(
+    "sales_in_gbp",
+    reads=("fact_sales_order", "dim_currency", "fx_rate"),
+    query=(
+        "SELECT s.sales_record_id, s.sales_order_id, s.created_date, c.currency_code, s.units_sold, s.unit_price, "
+        "s.units_sold * s.unit_price AS amount, r.units_per_gbp, r.rate_date, "
+        "round(s.units_sold * s.unit_price / r.units_per_gbp, 2) AS amount_gbp "
+        "FROM (SELECT DISTINCT ON (sales_order_id) * FROM {fact_sales_order} "
+        "ORDER BY sales_order_id, last_updated_date DESC, last_updated_time DESC) s "
+        "JOIN {dim_currency} c ON c.currency_id = s.currency_id "
+        "LEFT JOIN {fx_rate} r ON r.date_id = s.created_date AND r.currency_id = s.currency_id"
+    ),
+)
+
+EXTENSION_TABLES: tuple[ExtensionTable, ...] = (FX_RATE,)
+EXTENSION_VIEWS: tuple[ExtensionView, ...] = (SALES_IN_GBP,)
+
+
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -563,4 +637,34 @@ def check_registry(
                 raise ValueError(f"{s.name}.{c.name} references unknown table")
 
 
+def check_extensions(
+    tables: tuple[ExtensionTable, ...] = EXTENSION_TABLES, views: tuple[ExtensionView, ...] = EXTENSION_VIEWS
+) -> None:
+    """The same checks for the extension objects: plain identifiers, no clash with the star
+    schema, keys that exist, references to known tables, views that name exactly what they read."""
+    import string
+
+    known = {t.name for t in WAREHOUSE_TABLES} | {t.name for t in tables}
+    names = [t.name for t in WAREHOUSE_TABLES] + [t.compatibility_view for t in FACTS if t.compatibility_view]
+    names += [t.name for t in tables] + [v.name for v in views]
+    if len(names) != len(set(names)):
+        raise ValueError("an extension object has the name of another warehouse object")
+    for t in tables:
+        for name in (t.name, *t.column_names):
+            if not IDENTIFIER.match(name):
+                raise ValueError(f"{name!r} is not a plain lower-case SQL identifier")
+        if not t.primary_key or not set(t.primary_key) <= set(t.column_names):
+            raise ValueError(f"{t.name}: primary key {t.primary_key} is not among its columns")
+        for c in t.columns:
+            if c.references and c.references.table not in known:
+                raise ValueError(f"{t.name}.{c.name} references unknown table {c.references.table}")
+    for v in views:
+        if not IDENTIFIER.match(v.name):
+            raise ValueError(f"{v.name!r} is not a plain lower-case SQL identifier")
+        placeholders = {field for _, field, _, _ in string.Formatter().parse(v.query) if field is not None}
+        if placeholders != set(v.reads) or not set(v.reads) <= known:
+            raise ValueError(f"{v.name} must name exactly the known tables it reads as {{table}}")
+
+
 check_registry()
+check_extensions()

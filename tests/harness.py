@@ -31,10 +31,7 @@ class Pipeline:
         return dr
 
     def task_states(self, dr) -> dict[str, str]:
-        from airflow.utils.session import create_session
-
-        with create_session() as session:
-            return {ti.task_id: ti.state for ti in dr.get_task_instances(session=session)}
+        return task_states(dr)
 
     def snapshot(self):
         with psycopg.connect(self.warehouse_url) as wh:
@@ -60,6 +57,14 @@ class Pipeline:
 
 
 @contextlib.contextmanager
+def task_states(dr) -> dict[str, str]:
+    """task id -> state of every task instance of the DAG run ``dr``."""
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {ti.task_id: ti.state for ti in dr.get_task_instances(session=session)}
+
+
 def fast_retries(dag, retries: int = 1):
     """Retry at once (the DAG's real back-off would make a test wait minutes); restored after."""
     saved = {t.task_id: (t.retries, t.retry_delay, t.retry_exponential_backoff) for t in dag.tasks}

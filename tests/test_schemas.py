@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from include.ddl import create_totesys_schema, ensure_warehouse_schema
 from tests import spec_tables as spec
@@ -53,6 +54,30 @@ def primary_keys(conn: psycopg.Connection, schema: str) -> dict[str, tuple[str, 
         (schema,),
     ).fetchall()
     return {t: (name, col) for t, name, col in rows}
+
+
+# The foreign-exchange extension (docs/fx_rates.md): not in the spec, written down here by hand,
+# independently of include/registry.py.
+FX_RATE = [
+    ("date_id", spec.DATE, False),
+    ("currency_id", spec.INT, False),
+    ("units_per_gbp", spec.NUM, False),
+    ("rate_date", spec.DATE, False),
+    ("source", spec.VARCHAR, False),
+]
+FX_RATE_FOREIGN_KEYS = {("fx_rate", "date_id"): "dim_date", ("fx_rate", "currency_id"): "dim_currency"}
+SALES_IN_GBP = [  # views report every column nullable
+    ("sales_record_id", spec.INT, True),
+    ("sales_order_id", spec.INT, True),
+    ("created_date", spec.DATE, True),
+    ("currency_code", spec.VARCHAR, True),
+    ("units_sold", spec.INT, True),
+    ("unit_price", spec.NUM, True),
+    ("amount", spec.NUM, True),
+    ("units_per_gbp", spec.NUM, True),
+    ("rate_date", spec.DATE, True),
+    ("amount_gbp", spec.NUM, True),
+]
 
 
 @pytest.fixture
@@ -155,11 +180,13 @@ def test_totesys_foreign_key_actions_behave(totesys):
 def test_warehouse_matches_spec(warehouse_conn, schema):
     created = ensure_warehouse_schema(warehouse_conn, schema)
     assert set(spec.WAREHOUSE) <= set(created)
-    # the 11 star-schema tables, plus the pipeline's two bookkeeping tables (README)
+    # the 11 star-schema tables, plus the pipeline's three bookkeeping tables (README) and the
+    # foreign-exchange extension's rates table (docs/fx_rates.md)
     assert base_tables(warehouse_conn, schema) == set(spec.WAREHOUSE) | {
         "etl_dimension_version",
         "etl_load_log",
         "etl_quarantine",
+        "fx_rate",
     }
     for table, expected in spec.WAREHOUSE.items():
         assert columns(warehouse_conn, schema, table) == expected, table
@@ -167,7 +194,7 @@ def test_warehouse_matches_spec(warehouse_conn, schema):
     for table, col in spec.WAREHOUSE_PRIMARY_KEYS.items():
         assert pks[table][1] == col
     fks = {k: v[0] for k, v in foreign_keys(warehouse_conn, schema).items()}
-    assert fks == spec.WAREHOUSE_FOREIGN_KEYS
+    assert fks == spec.WAREHOUSE_FOREIGN_KEYS | FX_RATE_FOREIGN_KEYS
     # numeric(10,2) money, serial record ids
     details = {
         (t, c): (p, s, d)
@@ -210,6 +237,49 @@ def test_warehouse_matches_spec(warehouse_conn, schema):
         (n, t, True)
         for n, t, _ in spec.WAREHOUSE["fact_purchase_orders"]  # views report every column nullable
     ]
+
+
+@pytest.mark.parametrize("schema", ["public", "project_team_3"])
+def test_fx_rate_and_sales_in_gbp_are_created_column_by_column(warehouse_conn, schema):
+    created = ensure_warehouse_schema(warehouse_conn, schema)
+    assert {"fx_rate", "sales_in_gbp"} <= set(created)
+    assert columns(warehouse_conn, schema, "fx_rate") == FX_RATE
+    details = {
+        c: (p, sc)
+        for c, p, sc in warehouse_conn.execute(
+            "SELECT column_name, numeric_precision, numeric_scale FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = 'fx_rate'",
+            (schema,),
+        )
+    }
+    assert details["units_per_gbp"] == (18, 8)
+    # one rate per currency per day: the key is (date_id, currency_id), in that order
+    key = warehouse_conn.execute(
+        "SELECT kcu.column_name FROM information_schema.table_constraints tc JOIN information_schema.key_column_usage kcu "
+        "ON kcu.constraint_name = tc.constraint_name AND kcu.table_schema = tc.table_schema "
+        "WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = %s AND tc.table_name = 'fx_rate' ORDER BY kcu.ordinal_position",
+        (schema,),
+    ).fetchall()
+    assert [k for (k,) in key] == ["date_id", "currency_id"]
+    fks = {k: v for k, v in foreign_keys(warehouse_conn, schema).items() if k[0] == "fx_rate"}
+    assert fks == {
+        ("fx_rate", "date_id"): ("dim_date", "date_id", "NO ACTION", "NO ACTION"),
+        ("fx_rate", "currency_id"): ("dim_currency", "currency_id", "NO ACTION", "NO ACTION"),
+    }
+    # the report view reads the sales fact, the currencies and the rates
+    assert columns(warehouse_conn, schema, "sales_in_gbp") == SALES_IN_GBP
+    used = {
+        t
+        for (t,) in warehouse_conn.execute(
+            "SELECT table_name FROM information_schema.view_table_usage WHERE view_schema = %s AND view_name = 'sales_in_gbp'",
+            (schema,),
+        )
+    }
+    assert used == {"fact_sales_order", "dim_currency", "fx_rate"}
+    # idempotent: nothing more to create
+    assert ensure_warehouse_schema(warehouse_conn, schema) == []
+    warehouse_conn.execute(sql.SQL("DROP VIEW {}").format(sql.Identifier(schema, "sales_in_gbp")))
+    assert ensure_warehouse_schema(warehouse_conn, schema) == ["sales_in_gbp"]
 
 
 def test_warehouse_ddl_is_idempotent_and_never_drops(warehouse_conn):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,15 +33,16 @@ def s3_hook(aws_conn_id: str) -> Any:
     return S3Hook(aws_conn_id=aws_conn_id)
 
 
-def run_interval(context: Any) -> tuple[datetime, datetime]:
+def run_interval(context: Any, period: timedelta | None = None) -> tuple[datetime, datetime]:
     """The run's data interval. A manual run triggered without a logical date has none in
-    Airflow 3: it then covers the schedule period that ends when it was triggered."""
+    Airflow 3: it then covers the schedule period (``period``, default totes_etl's) that ends
+    when it was triggered."""
     from include.config import SCHEDULE_PERIOD
 
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if end is None:
         end = context["dag_run"].run_after
-        start = end - SCHEDULE_PERIOD
+        start = end - (period or SCHEDULE_PERIOD)
     return start, end
 
 

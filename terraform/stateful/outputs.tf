@@ -47,7 +47,7 @@ output "secret_arns" {
   description = "ARNs of every secret Airflow reads (connections and variables): the execution role may read these and no other."
   value = concat(
     [for s in aws_secretsmanager_secret.connection : s.arn],
-    [aws_secretsmanager_secret.aws_connection.arn],
+    [for s in aws_secretsmanager_secret.plain_connection : s.arn],
     [for s in aws_secretsmanager_secret.variable : s.arn],
   )
 }

@@ -12,11 +12,18 @@ locals {
 
   # include/config.py: SOURCE_CONN_ID, WAREHOUSE_CONN_ID, SMTP_CONN_ID (credentials) ...
   credential_connections = toset(["totesys_db", "warehouse_db", "smtp_default"])
-  # ... and AWS_CONN_ID: no credentials on MWAA (the execution role), only the region.
-  aws_connection = jsonencode({
-    conn_type = "aws"
-    extra     = { region_name = var.aws_region }
-  })
+  # ... and the connections that hold no credential: AWS_CONN_ID (on MWAA the execution role
+  # authenticates; only the region) and FX_API_CONN_ID (totes_fx's public rates API: its base URL).
+  plain_connections = {
+    aws_default = jsonencode({
+      conn_type = "aws"
+      extra     = { region_name = var.aws_region }
+    })
+    fx_api = jsonencode({
+      conn_type = "http"
+      host      = var.fx_api_url
+    })
+  }
 
   # include/config.py VARIABLES.
   airflow_variables = {
@@ -75,17 +82,21 @@ resource "aws_secretsmanager_secret_version" "connection" {
   secret_string_wo_version = var.connection_secrets_version
 }
 
-resource "aws_secretsmanager_secret" "aws_connection" {
-  #checkov:skip=CKV2_AWS_57:Holds no credential (only the region): nothing to rotate.
-  name                    = "${local.connections_prefix}/aws_default"
-  description             = "Airflow connection aws_default of ${local.name} (region only: the execution role authenticates)"
+resource "aws_secretsmanager_secret" "plain_connection" {
+  for_each = local.plain_connections
+
+  #checkov:skip=CKV2_AWS_57:Holds no credential (a region, a public API's URL): nothing to rotate.
+  name                    = "${local.connections_prefix}/${each.key}"
+  description             = "Airflow connection ${each.key} of ${local.name} (no credential)"
   kms_key_id              = aws_kms_key.data.arn
   recovery_window_in_days = var.secret_recovery_window_days
 }
 
-resource "aws_secretsmanager_secret_version" "aws_connection" {
-  secret_id     = aws_secretsmanager_secret.aws_connection.id
-  secret_string = local.aws_connection
+resource "aws_secretsmanager_secret_version" "plain_connection" {
+  for_each = local.plain_connections
+
+  secret_id     = aws_secretsmanager_secret.plain_connection[each.key].id
+  secret_string = each.value
 }
 
 resource "aws_secretsmanager_secret" "variable" {

@@ -128,6 +128,12 @@ variable "smtp" {
   ephemeral = true
 }
 
+variable "fx_api_url" {
+  description = "The fx_api connection of totes_fx: base URL of a Frankfurter-compatible exchange-rate API (no credential)."
+  type        = string
+  default     = "https://api.frankfurter.app"
+}
+
 variable "connection_secrets_version" {
   description = "Version of the connection values written to Secrets Manager: increase it to write new values of totesys_db, warehouse_db or smtp."
   type        = number
