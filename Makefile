@@ -73,3 +73,9 @@ compose-env:
 .PHONY: api
 api: setup
 	TOTES_WAREHOUSE_URL="$${TOTES_WAREHOUSE_URL:-postgresql://postgres@127.0.0.1:55432/warehouse}" $(PY) -m payments_api
+
+# docs/architecture.md's star schemas, regenerated from include/registry.py (tests/test_docs.py
+# fails when they drift).
+.PHONY: diagrams
+diagrams: setup
+	$(PY) scripts/schema_diagram.py --write

@@ -148,14 +148,15 @@ def stop_process(name: str) -> None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
-    for _ in range(100):
+    for _ in range(300):  # Airflow's components take a few seconds to shut down cleanly
         try:
             os.kill(pid, 0)
         except OSError:
             break
         time.sleep(0.1)
     else:
-        os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
+            os.killpg(pid, signal.SIGKILL)
     pid_file(name).unlink(missing_ok=True)
     log(f"{name}: stopped")
 

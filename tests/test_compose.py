@@ -5,6 +5,11 @@ that scripts/compose_env.py writes from .env.example. Then: every image is pinne
 service the DAG needs is there and wired, include/ sits under the DAGs folder, the connection
 ids, variable names and bucket names are include/config.py's, and nothing listens beyond
 127.0.0.1. The one-shot that seeds totesys is run for real against a PostgreSQL database.
+
+The payments API: its image (docker/payments_api/Dockerfile) is pinned, installs exactly what
+payments_api imports at the versions of constraints.txt and runs unprivileged; its service reads
+the compose warehouse as a read-only role on 127.0.0.1 only; the warehouse-init one-shot that
+creates that role is run for real too, and the role it leaves can only read the payments tables.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ from typing import Any
 import pytest
 import yaml
 
-from include.config import AWS_CONN_ID, SMTP_CONN_ID, SOURCE_CONN_ID, VARIABLES, WAREHOUSE_CONN_ID
+from include.config import AWS_CONN_ID, FX_API_CONN_ID, SMTP_CONN_ID, SOURCE_CONN_ID, VARIABLES, WAREHOUSE_CONN_ID
 from scripts.compose_env import render
 from tests.conftest import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
+PAYMENTS_DOCKERFILE = "docker/payments_api/Dockerfile"
 
 AIRFLOW_COMMANDS = {
     "api-server": "airflow-apiserver",
@@ -237,7 +243,11 @@ def _pin(path: Path, package: str) -> str:
 
 def test_the_airflow_image_is_the_pinned_airflow_of_requirements_and_constraints(services):
     builds = {svc["build"]["dockerfile"] for svc in services.values() if "build" in svc}
-    assert builds == {"docker/airflow/Dockerfile"}
+    assert builds == {"docker/airflow/Dockerfile", PAYMENTS_DOCKERFILE}
+    # Airflow's targets come from Airflow's Dockerfile (the payments API image: its own test).
+    for name, svc in services.items():
+        if (svc.get("build") or {}).get("target") in ("airflow", "totesys-seed"):
+            assert svc["build"]["dockerfile"] == "docker/airflow/Dockerfile", name
     text = (ROOT / "docker/airflow/Dockerfile").read_text()
     bases = re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE)
     external = [b for b in bases if "/" in b or ":" in b]
@@ -326,7 +336,7 @@ def test_include_is_mounted_under_the_dags_folder_as_on_mwaa(airflow_services):
 
 
 def test_connection_ids_and_variable_names_are_those_of_include_config(airflow_services):
-    expected_conns = {SOURCE_CONN_ID, WAREHOUSE_CONN_ID, AWS_CONN_ID, SMTP_CONN_ID}
+    expected_conns = {SOURCE_CONN_ID, WAREHOUSE_CONN_ID, AWS_CONN_ID, SMTP_CONN_ID, FX_API_CONN_ID}
     for name, svc in airflow_services.items():
         env = svc["environment"]
         conns = {k.removeprefix("AIRFLOW_CONN_").lower() for k in env if k.startswith("AIRFLOW_CONN_")}
@@ -369,6 +379,14 @@ def test_connections_point_at_the_stack_services(services, airflow_services):
     assert (smtp.host, smtp.port) == ("mailpit", 1025)
     assert smtp.extra_dejson["disable_tls"] is True
     assert smtp.extra_dejson["disable_ssl"] is True
+
+    # totes_fx's rates API: the public one by default (the containers reach the internet);
+    # HttpHook takes the scheme from the URI's path ("schema").
+    fx = parse_connection(env[f"AIRFLOW_CONN_{FX_API_CONN_ID.upper()}"])
+    assert fx.conn_type == "http"
+    assert (fx.schema, fx.host) == ("https", "api.frankfurter.app")
+    assert not fx.login
+    assert not fx.password
 
 
 def test_minio_init_creates_exactly_the_buckets_of_the_variables(services, airflow_services):
@@ -470,3 +488,354 @@ def test_totesys_init_seeds_once_and_is_idempotent(services, new_database):
     assert "nothing to generate" in second.stdout
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM sales_order").fetchone()[0] == orders
+
+
+# ------------------------------------------------------------------------------------------
+# The payments API: image, service, and the one-shot that creates its read-only role
+# ------------------------------------------------------------------------------------------
+
+PAYMENTS_SERVICES = ("payments-api", "warehouse-init")
+PAYMENTS_TABLES = ("fact_payment", "dim_currency", "dim_counterparty")
+_PYTHON_BASE = re.compile(r"^python:(?P<minor>3\.\d+)\.\d+-slim-(?P<debian>bookworm|trixie)$")
+
+
+def dockerfile_stages(path: Path) -> list[tuple[str, str | None, list[str]]]:
+    """(base image, stage name, logical lines) of every stage, continuation lines joined."""
+    logical = [ln.strip() for ln in re.sub(r"\\\n\s*", " ", path.read_text()).splitlines()]
+    stages: list[tuple[str, str | None, list[str]]] = []
+    for line in logical:
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?$", line, flags=re.IGNORECASE)
+        if m:
+            stages.append((m.group(1), m.group(2), []))
+        else:
+            assert stages, f"{path}: instruction before FROM: {line}"
+            stages[-1][2].append(line)
+    return stages
+
+
+def instruction(lines: list[str], name: str) -> list[str]:
+    return [ln.split(None, 1)[1] for ln in lines if ln.split(None, 1)[0].upper() == name]
+
+
+def third_party_imports(package: Path) -> set[str]:
+    """Top-level third-party modules that ``package``'s code can import, following its imports of
+    the repository's own packages: payments_api, and the part of include/ that
+    ``provision --create-tables`` imports (include.ddl, mounted into warehouse-init only). The
+    image must hold all of them."""
+    import ast
+
+    own = {"payments_api", "include"}
+    todo = [f"{package.name}.{p.stem}" if p.stem != "__init__" else package.name for p in package.glob("*.py")]
+    seen: set[str] = set()
+    found: set[str] = set()
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        parts = module.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # the packages' __init__ run first
+        path = ROOT.joinpath(*parts).with_suffix(".py")
+        if not path.is_file():
+            path = ROOT.joinpath(*parts, "__init__.py")
+            if not path.is_file():
+                continue  # a name imported from a package, not a module of its own
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in own:
+                    todo.append(name)
+                elif top not in sys.stdlib_module_names and top != "__future__":
+                    found.add(top)
+    assert "include.ddl" in seen, "provision no longer imports include.ddl: update this test"
+    return found
+
+
+def test_the_payments_api_image_is_pinned_minimal_and_unprivileged(services):
+    from importlib.metadata import packages_distributions
+
+    from payments_api.settings import DEFAULT_PORT
+
+    for name in PAYMENTS_SERVICES:
+        build = services[name]["build"]
+        assert (build["context"], build["dockerfile"], build["target"]) == (".", PAYMENTS_DOCKERFILE, "payments-api"), name
+    dockerfile = ROOT / PAYMENTS_DOCKERFILE
+    stages = dockerfile_stages(dockerfile)
+    assert [s[1] for s in stages][-1] == "payments-api"
+
+    # Every base is one exact Python (the Python of requirements.txt) on one named Debian.
+    external = {base for base, _, _ in stages if base not in {s[1] for s in stages}}
+    assert len(external) == 1, external
+    m = _PYTHON_BASE.match(external.pop())
+    assert m, f"the base is not python:<x.y.z>-slim-<debian>: {stages[0][0]}"
+    assert f"Python {m['minor']}" in (ROOT / "requirements.txt").read_text()
+
+    # It installs exactly the distributions payments_api imports, through constraints.txt, wheels only.
+    installs = [run for _, _, lines in stages for run in instruction(lines, "RUN") if "pip install" in run]
+    assert len(installs) == 1, installs
+    words = shlex.split(installs[0].split("pip install", 1)[1])
+    assert "--only-binary=:all:" in words
+    assert words[words.index("-c") + 1] == "/tmp/constraints.txt"
+    requested = [w for w in words if not w.startswith("-") and w != "/tmp/constraints.txt"]
+    assert all("=" not in w and "<" not in w and ">" not in w for w in requested), "versions come from constraints.txt only"
+    distributions = packages_distributions()
+    imported = {distributions[module][0].lower() for module in third_party_imports(ROOT / "payments_api")}
+    assert {re.sub(r"\[.*\]$", "", w).lower() for w in requested} == imported == {"fastapi", "uvicorn", "pydantic", "psycopg"}
+    assert "psycopg[binary]" in requested  # libpq comes in the wheel: the slim image has none
+    for package in (*imported, "psycopg-binary", "starlette", "pydantic_core"):
+        _pin(ROOT / "constraints.txt", package)
+    copies = [c for _, _, lines in stages for c in instruction(lines, "COPY")]
+    assert "constraints.txt /tmp/constraints.txt" in copies
+
+    # The final stage: an unprivileged numeric user, the health check, the command.
+    final = stages[-1][2]
+    user = instruction(final, "USER")[-1]
+    assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", user), f"USER {user} is root or not numeric"
+    assert final.index(f"USER {user}") > max(i for i, ln in enumerate(final) if ln.startswith(("RUN", "COPY")))
+    assert instruction(final, "EXPOSE") == [str(DEFAULT_PORT)]
+    health = instruction(final, "HEALTHCHECK")
+    assert len(health) == 1
+    assert re.search(r'CMD \["python", "-m", "payments_api\.healthcheck"\]$', health[0])
+    assert instruction(final, "CMD") == ['["python", "-m", "payments_api", "--host", "0.0.0.0"]']
+
+    # Its own ignore file: the context sends only what the Dockerfile copies (never .env).
+    ignore_file = dockerfile.with_name("Dockerfile.dockerignore")
+    ignore = [ln.strip() for ln in ignore_file.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    assert ignore[0] == "*"
+    allowed = {ln.removeprefix("!") for ln in ignore if ln.startswith("!")}
+    copied = {c.split()[-2] for c in copies if not c.startswith("--from")}
+    assert allowed == copied == {"constraints.txt", "payments_api"}
+
+
+def test_the_payments_api_service_reads_the_warehouse_as_a_read_only_role(services, airflow_services, dotenv):
+    from payments_api.settings import DEFAULT_PORT
+
+    api = services["payments-api"]
+    init = services["warehouse-init"]
+    warehouse = services["warehouse-db"]["environment"]
+    env = api["environment"]
+
+    # Published on loopback only, after the warehouse is healthy and the role exists.
+    assert published_ports(api) == [("127.0.0.1", f"{dotenv['PAYMENTS_API_PORT']}:{DEFAULT_PORT}")]
+    assert api["depends_on"]["warehouse-db"]["condition"] == "service_healthy"
+    assert api["depends_on"]["warehouse-init"]["condition"] == "service_completed_successfully"
+    # Every interface of the container (S104): the port is published on 127.0.0.1 only (above).
+    assert api["command"] == ["python", "-m", "payments_api", "--host", "0.0.0.0", "--port", str(DEFAULT_PORT)]  # noqa: S104
+    assert env["TOTES_PAYMENTS_API_PORT"] == str(DEFAULT_PORT)
+
+    # The URL is the compose warehouse, but not as its owner: as the API's own role.
+    api_conn = parse_connection(env["TOTES_WAREHOUSE_URL"])
+    assert (api_conn.host, api_conn.port, api_conn.schema) == ("warehouse-db", 5432, warehouse["POSTGRES_DB"])
+    assert api_conn.login == "totes_payments_api"
+    assert api_conn.login != warehouse["POSTGRES_USER"]
+    assert api_conn.password == dotenv["PAYMENTS_API_DB_PASSWORD"]
+    assert api_conn.password not in (warehouse["POSTGRES_PASSWORD"], dotenv["AIRFLOW_DB_PASSWORD"])
+    # ... in the schema the pipeline loads (the totes_warehouse_schema variable).
+    assert (
+        env["TOTES_WAREHOUSE_SCHEMA"] == airflow_services["airflow-worker"]["environment"]["AIRFLOW_VAR_TOTES_WAREHOUSE_SCHEMA"]
+    )
+
+    # Hardened container: unprivileged, read-only root filesystem, no capabilities.
+    assert api["user"] == "10001:10001"
+    assert api["read_only"] is True
+    assert api["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in api["security_opt"]
+    assert api["healthcheck"]["test"] == ["CMD", "python", "-m", "payments_api.healthcheck"]
+
+    # The one-shot: as the warehouse's owner, from the same URL, once per `up`.
+    assert init["restart"] == "no"
+    assert init["command"] == ["python", "-m", "payments_api.provision", "--create-tables"]
+    assert init["depends_on"]["warehouse-db"]["condition"] == "service_healthy"
+    assert init["environment"]["TOTES_WAREHOUSE_URL"] == env["TOTES_WAREHOUSE_URL"]
+    assert init["environment"]["TOTES_WAREHOUSE_SCHEMA"] == env["TOTES_WAREHOUSE_SCHEMA"]
+    admin = parse_connection(init["environment"]["TOTES_WAREHOUSE_ADMIN_URL"])
+    assert (admin.host, admin.port, admin.schema) == ("warehouse-db", 5432, warehouse["POSTGRES_DB"])
+    assert (admin.login, admin.password) == (warehouse["POSTGRES_USER"], warehouse["POSTGRES_PASSWORD"])
+    assert "TOTES_WAREHOUSE_ADMIN_URL" not in env, "the API never sees the owner's password"
+    mounts = {s: t for t, s in _volumes(init).items()}
+    assert mounts["./include"] == PurePosixPath("/app/include")
+    assert any(v == "./include:/app/include:ro" for v in init["volumes"])
+    assert not api.get("volumes"), "the API container mounts nothing"
+
+    # Every new setting is documented in .env.example and docs/deployment.md.
+    example = ENV_EXAMPLE.read_text()
+    deployment = (ROOT / "docs" / "deployment.md").read_text()
+    for key in ("PAYMENTS_API_PORT", "PAYMENTS_API_DB_PASSWORD", "TOTES_WAREHOUSE_URL", "TOTES_WAREHOUSE_SCHEMA"):
+        line = next(i for i, ln in enumerate(example.splitlines()) if ln.startswith(f"{key}="))
+        assert example.splitlines()[line - 1].startswith("#"), f"{key} has no comment above it in .env.example"
+        assert key in deployment, f"{key} is not in docs/deployment.md"
+
+
+def test_the_role_verifier_is_the_one_postgresql_computes(pg_admin_url):
+    """payments_api.provision sends a SCRAM-SHA-256 verifier, never the password: the same
+    verifier the server computes itself from the clear text, given the same salt."""
+    import base64
+
+    import psycopg
+    from psycopg import sql
+
+    from payments_api.provision import ConfigError, scram_sha256_verifier
+
+    role = f"totes_scram_{os.urandom(4).hex()}"
+    password = "Pay-" + os.urandom(8).hex()
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute("SET password_encryption = 'scram-sha-256'")
+        conn.execute(sql.SQL("CREATE ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+        try:
+            stored = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)).fetchone()[0]
+        finally:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    iterations, salt = re.match(r"^SCRAM-SHA-256\$(\d+):([^$]+)\$", stored).groups()
+    ours = scram_sha256_verifier(password, salt=base64.b64decode(salt), iterations=int(iterations))
+    assert ours == stored
+    assert scram_sha256_verifier(password + "x", salt=base64.b64decode(salt), iterations=int(iterations)) != stored
+    for bad in ("", "with space", "pässword"):
+        with pytest.raises(ConfigError):
+            scram_sha256_verifier(bad)
+
+
+def _with_login(url: str, role: str, password: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    u = urlsplit(url)
+    return urlunsplit(u._replace(netloc=f"{role}:{password}@{u.hostname}:{u.port}"))
+
+
+def test_warehouse_init_creates_a_select_only_role_and_rotates_its_password(services, new_database, pg_admin_url):
+    """The one-shot's own command and environment, pointed at a fresh database, run three times:
+    it creates the tables and the role, is idempotent, and a new password in the URL rotates it."""
+    import psycopg
+    from psycopg import errors, sql
+
+    from payments_api import db
+    from payments_api.settings import Settings
+
+    init = services["warehouse-init"]
+    resolved = init["environment"]
+    schema = resolved["TOTES_WAREHOUSE_SCHEMA"]
+    admin_url = new_database("compose_payments")
+    role = f"totes_payments_api_{os.urandom(4).hex()}"  # unique on a shared server
+    first_pw, second_pw = "Pw1-" + os.urandom(8).hex(), "Pw2-" + os.urandom(8).hex()
+
+    def run(api_url: str) -> subprocess.CompletedProcess:
+        env = {
+            **os.environ,
+            "TOTES_WAREHOUSE_ADMIN_URL": admin_url,
+            "TOTES_WAREHOUSE_URL": api_url,
+            "TOTES_WAREHOUSE_SCHEMA": schema,
+            "PYTHONPATH": str(ROOT),  # /app in the image: payments_api baked in, include mounted
+        }
+        argv = [sys.executable if a == "python" else a for a in init["command"]]
+        return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        hba = Path(admin.execute("SHOW hba_file").fetchone()[0])
+        own_cluster = not os.environ.get("TOTES_TEST_PG_URL") and hba.exists()
+        original = hba.read_text() if own_cluster else None
+        if own_cluster:  # make the role prove its password (the harness trusts everyone else)
+            hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + original)
+            admin.execute("SELECT pg_reload_conf()")
+    try:
+        for attempt in (1, 2):
+            done = run(_with_login(admin_url, role, first_pw))
+            assert done.returncode == 0, (attempt, done.stderr[-3000:])
+            assert f"role {role} may read {schema}.fact_payment" in done.stdout
+        role_url = _with_login(admin_url, role, first_pw)
+        with psycopg.connect(role_url, autocommit=True) as conn:
+            attrs = conn.execute(
+                "SELECT rolsuper, rolcreaterole, rolcreatedb, rolinherit FROM pg_roles WHERE rolname = current_user"
+            ).fetchone()
+            assert attrs == (False, False, False, False)
+            assert conn.execute("SHOW default_transaction_read_only").fetchone()[0] == "on"
+            conn.execute("SET default_transaction_read_only = off")
+            for table in PAYMENTS_TABLES:
+                conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table)))
+            for stmt in (
+                sql.SQL("INSERT INTO {} VALUES (99, 'JPY', 'Yen')").format(sql.Identifier(schema, "dim_currency")),
+                sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, "fact_payment")),
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, "dim_staff")),
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, "etl_load_log")),
+                sql.SQL("CREATE TABLE {} (x int)").format(sql.Identifier(schema, "intruder")),
+            ):
+                with pytest.raises(errors.InsufficientPrivilege):
+                    conn.execute(stmt)
+        db.ping(Settings(warehouse_url=role_url, schema=schema))  # what /health asks, as that role
+
+        # Rotation: a new password in the URL, the one-shot again; the old one stops working.
+        done = run(_with_login(admin_url, role, second_pw))
+        assert done.returncode == 0, done.stderr[-3000:]
+        psycopg.connect(_with_login(admin_url, role, second_pw)).close()
+        if own_cluster:
+            with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+                psycopg.connect(role_url).close()
+
+        # It never turns the owner into the API's role, and says what is missing.
+        admin_login = psycopg.conninfo.conninfo_to_dict(admin_url).get("user") or "postgres"
+        refused = run(_with_login(admin_url, admin_login, "Whatever-123"))
+        assert refused.returncode == 2
+        assert "admin login itself" in refused.stderr
+        no_password = run(admin_url)
+        assert no_password.returncode == 2
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            if original is not None:
+                hba.write_text(original)
+                admin.execute("SELECT pg_reload_conf()")
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_the_container_healthcheck_passes_only_on_200():
+    """payments_api.healthcheck, the image's HEALTHCHECK and the ECS health check."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from devtools.pg import free_port
+    from payments_api.healthcheck import check
+
+    answer = {"status": 200}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(answer["status"] if self.path == "/health" else 404)
+            self.end_headers()
+            self.wfile.write(b'{"status": "..."}')
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        assert check(port)[0] is True
+        answer["status"] = 503
+        healthy, seen = check(port)
+        assert healthy is False
+        assert seen.startswith("503")
+        env = {**os.environ, "TOTES_PAYMENTS_API_PORT": str(port), "PYTHONPATH": str(ROOT)}
+        done = subprocess.run(
+            [sys.executable, "-m", "payments_api.healthcheck"], env=env, capture_output=True, timeout=30, check=False
+        )
+        assert done.returncode == 1
+        answer["status"] = 200
+        done = subprocess.run(
+            [sys.executable, "-m", "payments_api.healthcheck"], env=env, capture_output=True, timeout=30, check=False
+        )
+        assert done.returncode == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    healthy, seen = check(free_port(), timeout=2)
+    assert healthy is False
+    assert "no answer" in seen

@@ -1,5 +1,8 @@
 """terraform/, checked statically where checkov does not look: the project's own contract.
 
+Three root modules (layers): stateful, mwaa, and payments_api (the finance payments API on ECS
+Fargate behind an internal load balancer, its image from its own ECR repository).
+
 (No terraform binary here: `terraform fmt -check` and `validate` run in GitHub Actions, and
 checkov runs from .venv-tools. These tests read the canonically formatted files line by line:
 every top-level block starts at column 0 and ends with a "}" line at column 0.)
@@ -13,11 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.config import AWS_CONN_ID, SMTP_CONN_ID, SOURCE_CONN_ID, VARIABLES, WAREHOUSE_CONN_ID
+from include.config import AWS_CONN_ID, FX_API_CONN_ID, SMTP_CONN_ID, SOURCE_CONN_ID, VARIABLES, WAREHOUSE_CONN_ID
 from tests.conftest import ROOT
 
 TERRAFORM = ROOT / "terraform"
-LAYERS = ("stateful", "mwaa")
+LAYERS = ("stateful", "mwaa", "payments_api")
 BLOCK_START = re.compile(r'^(?P<kind>[a-z_]+)(?P<labels>(?: "[^"]*")*) \{$')
 
 
@@ -149,8 +152,10 @@ def test_the_secrets_hold_the_connections_and_variables_of_include_config():
     secrets = (TERRAFORM / "stateful" / "secrets.tf").read_text()
     credential = re.search(r"credential_connections = toset\(\[([^\]]*)\]\)", secrets)
     conns = set(re.findall(r'"(\w+)"', credential.group(1)))
-    assert 'name                    = "${local.connections_prefix}/aws_default"' in secrets
-    assert conns | {"aws_default"} == {SOURCE_CONN_ID, WAREHOUSE_CONN_ID, AWS_CONN_ID, SMTP_CONN_ID}
+    plain = re.search(r"plain_connections = \{\n(.*?)\n  \}\n", secrets, flags=re.DOTALL)
+    plain_conns = set(re.findall(r"^    (\w+) = jsonencode", plain.group(1), flags=re.MULTILINE))
+    assert not conns & plain_conns
+    assert conns | plain_conns == {SOURCE_CONN_ID, WAREHOUSE_CONN_ID, AWS_CONN_ID, SMTP_CONN_ID, FX_API_CONN_ID}
     variables = re.search(r"airflow_variables = \{\n(.*?)\n  \}", secrets, flags=re.DOTALL)
     assert set(re.findall(r"^    (\w+) += ", variables.group(1), flags=re.MULTILINE)) == set(VARIABLES)
     # The buckets of the variables are the buckets this layer creates.
@@ -211,3 +216,251 @@ def test_checkov_skips_are_in_place_and_justified():
                 assert len(m.group(2).strip()) >= 30, f"{path}: {m.group(1)} needs a real reason"
                 skips.append(m.group(1))
     assert skips, "no skip found: the parser above is broken"
+
+
+# ------------------------------------------------------------------------------------------
+# terraform/payments_api
+# ------------------------------------------------------------------------------------------
+
+API = "payments_api"
+PAYMENTS_DOCKERFILE = ROOT / "docker" / "payments_api" / "Dockerfile"
+
+
+def hcl_attr(body: str, name: str, indent: int = 2) -> str:
+    """The one-line value of attribute ``name`` at ``indent`` spaces in ``body``."""
+    found = re.findall(rf"^ {{{indent}}}{re.escape(name)} += (.+)$", body, flags=re.MULTILINE)
+    assert len(found) == 1, f"{name} found {len(found)} times"
+    return found[0]
+
+
+def hcl_map(body: str, name: str) -> dict[str, str]:
+    """``name = { k = v ... }`` (one line per entry) of a locals block, as a dict of raw values."""
+    m = re.search(rf"^  {name} = \{{\n(.*?)\n  \}}$", body, flags=re.DOTALL | re.MULTILINE)
+    assert m, f"no map {name}"
+    return dict(re.findall(r"^    (\w+) += (.+)$", m.group(1), flags=re.MULTILINE))
+
+
+def test_every_remote_output_a_layer_reads_is_an_output_of_that_layer():
+    """payments_api reads stateful and mwaa, mwaa reads stateful: every name exists there."""
+    readers = {"mwaa": {"stateful": "stateful"}, API: {"stateful": "stateful", "mwaa": "mwaa"}}
+    for layer, sources in readers.items():
+        text = "\n".join(p.read_text() for p in sorted((TERRAFORM / layer).glob("*.tf")))
+        for local, source in sources.items():
+            assert f'data "terraform_remote_state" "{source}"' in text, f"{layer} does not read {source}"
+            used = set(re.findall(rf"\blocal\.{local}\.(\w+)", text))
+            outputs = {ls[0] for k, ls, _, _ in blocks(source) if k == "output"}
+            assert used, f"{layer} reads nothing of {source}"
+            assert used <= outputs, f"{layer} reads {sorted(used - outputs)} that {source} does not output"
+    provider = (TERRAFORM / API / "providers.tf").read_text()
+    assert "key    = var.mwaa_state_key" in provider
+    assert "key    = var.stateful_state_key" in provider
+
+
+def test_the_api_image_comes_from_the_layers_ecr_repository_by_an_immutable_tag():
+    repo = block(API, "resource", "aws_ecr_repository", "api")
+    assert hcl_attr(repo, "image_tag_mutability") == '"IMMUTABLE"'
+    assert re.search(r"^    scan_on_push = true$", repo, flags=re.MULTILINE)
+    assert re.search(r'^    encryption_type = "KMS"$', repo, flags=re.MULTILINE)
+    assert re.search(r"^    kms_key +.+aws_kms_key\.api\.arn$", repo, flags=re.MULTILINE)
+    assert "aws_ecr_lifecycle_policy" in (TERRAFORM / API / "ecr.tf").read_text()
+
+    ecs = locals_with(API, "image")
+    assert hcl_attr(ecs, "image") == '"${aws_ecr_repository.api.repository_url}:${var.image_tag}"'
+    task = block(API, "resource", "aws_ecs_task_definition", "api")
+    assert hcl_attr(task, "image", indent=6) == "local.image"
+    assert len(re.findall(r"^\s+image\s+=", "\n".join(b for _, _, b, _ in blocks(API)), flags=re.MULTILINE)) == 2
+
+    # The tag is given at every apply (the deploy passes the commit SHA) and is never "latest".
+    tag = block(API, "variable", "image_tag")
+    assert not re.search(r"^  default +=", tag, flags=re.MULTILINE)
+    assert 'var.image_tag != "latest"' in tag
+
+
+def test_the_api_task_runs_the_images_command_unprivileged_in_private_subnets():
+    from payments_api.settings import DEFAULT_PORT
+
+    dockerfile = PAYMENTS_DOCKERFILE.read_text()
+    image_user = re.findall(r"^USER (\S+)$", dockerfile, flags=re.MULTILINE)[-1]
+    image_cmd = re.findall(r"^CMD (.+)$", dockerfile, flags=re.MULTILINE)[-1]
+
+    ecs = locals_with(API, "container_port")
+    assert hcl_attr(ecs, "container_port") == str(DEFAULT_PORT)
+    assert re.search(rf"^EXPOSE {DEFAULT_PORT}$", dockerfile, flags=re.MULTILINE)
+
+    task = block(API, "resource", "aws_ecs_task_definition", "api")
+    assert hcl_attr(task, "requires_compatibilities") == '["FARGATE"]'
+    assert hcl_attr(task, "network_mode") == '"awsvpc"'
+    assert hcl_attr(task, "user", indent=6) == f'"{image_user}"'
+    assert hcl_attr(task, "readonlyRootFilesystem", indent=6) == "true"
+    assert hcl_attr(task, "privileged", indent=6) == "false"
+    assert 'capabilities       = { drop = ["ALL"] }' in task
+    command = hcl_attr(task, "command", indent=6)
+    assert command == image_cmd.removesuffix("]") + ', "--port", tostring(local.container_port)]'
+    assert hcl_attr(task, "execution_role_arn") == "aws_iam_role.execution.arn"
+    assert hcl_attr(task, "task_role_arn") == "aws_iam_role.task.arn"
+
+    service = block(API, "resource", "aws_ecs_service", "api")
+    assert hcl_attr(service, "launch_type") == '"FARGATE"'
+    assert hcl_attr(service, "enable_execute_command") == "false"
+    assert hcl_attr(service, "assign_public_ip", indent=4) == "false"
+    assert hcl_attr(service, "subnets", indent=4) == "local.mwaa.private_subnet_ids"
+    assert hcl_attr(service, "security_groups", indent=4) == "[aws_security_group.task.id]"
+    assert re.search(r"deployment_circuit_breaker \{\n    enable   = true\n    rollback = true", service)
+    assert hcl_attr(service, "container_port", indent=4) == "local.container_port"
+
+
+def test_the_api_is_reachable_only_over_https_on_an_internal_load_balancer():
+    lb = block(API, "resource", "aws_lb", "api")
+    assert hcl_attr(lb, "internal") == "true"
+    assert hcl_attr(lb, "subnets") == "local.mwaa.private_subnet_ids"
+    assert hcl_attr(lb, "drop_invalid_header_fields") == "true"
+    assert re.search(r"access_logs \{\n(.*\n)*?    enabled = true", lb)
+    listeners = [ls for k, ls, _, _ in blocks(API) if k == "resource" and ls[0] == "aws_lb_listener"]
+    assert listeners == [("aws_lb_listener", "https")], "one listener, HTTPS (no plain HTTP at all)"
+    https = block(API, "resource", "aws_lb_listener", "https")
+    assert hcl_attr(https, "protocol") == '"HTTPS"'
+    assert hcl_attr(https, "port") == "443"
+    assert hcl_attr(https, "ssl_policy") == "var.ssl_policy"
+    assert "TLS13-1-2" in hcl_attr(block(API, "variable", "ssl_policy"), "default")
+    assert not re.search(r"^  default +=", block(API, "variable", "certificate_arn"), flags=re.MULTILINE)
+
+    # The target group's health check asks a path the app serves without the database.
+    target = block(API, "resource", "aws_lb_target_group", "api")
+    path = hcl_attr(target, "path", indent=4).strip('"')
+    from payments_api.app import create_app
+    from payments_api.settings import Settings
+
+    assert path in {route.path for route in create_app(Settings(warehouse_url=None)).routes}
+    assert path != "/health", "a warehouse outage must not make ECS replace healthy tasks"
+
+    # Who may call: client_cidrs, never the whole internet; the tasks admit only the balancer.
+    clients = block(API, "variable", "client_cidrs")
+    assert not re.search(r"^  default +=", clients, flags=re.MULTILINE)
+    assert 'c != "0.0.0.0/0"' in clients
+    ingress = [(ls, b) for k, ls, b, _ in blocks(API) if k == "resource" and ls[0] == "aws_vpc_security_group_ingress_rule"]
+    assert {ls[1] for ls, _ in ingress} == {"alb_https", "task_from_alb"}
+    assert "for_each = toset(var.client_cidrs)" in block(API, "resource", "aws_vpc_security_group_ingress_rule", "alb_https")
+    from_alb = block(API, "resource", "aws_vpc_security_group_ingress_rule", "task_from_alb")
+    assert hcl_attr(from_alb, "referenced_security_group_id") == "aws_security_group.alb.id"
+    # Out of the tasks: HTTPS (AWS APIs) and the warehouse's port on warehouse_cidrs, nothing else.
+    egress = {ls[1]: b for k, ls, b, _ in blocks(API) if k == "resource" and ls[0] == "aws_vpc_security_group_egress_rule"}
+    task_egress = {n: b for n, b in egress.items() if "aws_security_group.task.id" in hcl_attr(b, "security_group_id")}
+    assert {(hcl_attr(b, "from_port"), hcl_attr(b, "to_port")) for b in task_egress.values()} == {
+        ("443", "443"),
+        ("5432", "5432"),
+    }
+    assert "for_each = toset(var.warehouse_cidrs)" in task_egress["task_warehouse"]
+
+
+def test_the_warehouse_login_is_an_ephemeral_secret_only_ecs_reads():
+    var = block(API, "variable", "warehouse_readonly")
+    assert re.search(r"^  sensitive = true$", var, flags=re.MULTILINE)
+    assert re.search(r"^  ephemeral = true$", var, flags=re.MULTILINE)
+    assert not re.search(r"^  default +=", var, flags=re.MULTILINE)
+    assert "readonly_role.sql" in var  # documented as the read-only role
+    version = block(API, "resource", "aws_secretsmanager_secret_version", "warehouse")
+    assert hcl_attr(version, "secret_string_wo") == "local.warehouse_secret_value"
+    assert hcl_attr(version, "secret_string_wo_version") == "var.warehouse_secret_version"
+    assert not re.search(r"^  secret_string +=", version, flags=re.MULTILINE)
+    secret = block(API, "resource", "aws_secretsmanager_secret", "warehouse")
+    assert hcl_attr(secret, "kms_key_id") == "aws_kms_key.api.arn"
+
+    # ECS hands each field of the secret to the container as libpq's own variable.
+    libpq_env = {"host": "PGHOST", "port": "PGPORT", "dbname": "PGDATABASE", "user": "PGUSER", "password": "PGPASSWORD"}
+    value = re.search(
+        r"warehouse_secret_value = jsonencode\(\{\n(.*?)\n  \}\)", locals_with(API, "warehouse_secret_value"), re.DOTALL
+    )
+    secret_keys = set(re.findall(r"^    (\w+) += ", value.group(1), flags=re.MULTILINE))
+    assert secret_keys == set(libpq_env)
+    ecs = locals_with(API, "container_secrets")
+    secrets = {k: v.strip('"') for k, v in hcl_map(ecs, "container_secrets").items()}
+    assert secrets == {env: key for key, env in libpq_env.items()}
+    task = block(API, "resource", "aws_ecs_task_definition", "api")
+    assert 'valueFrom = "${aws_secretsmanager_secret.warehouse.arn}:${v}::"' in task
+    env = hcl_map(ecs, "container_environment")
+    assert env["TOTES_WAREHOUSE_URL"] == '"postgresql://"', "no credentials in the URL: they come from the secret"
+    assert env["PGSSLMODE"] == '"require"'
+    assert env["TOTES_WAREHOUSE_SCHEMA"] == "var.warehouse_schema"
+    assert env["TOTES_WAREHOUSE_SECRET_VERSION"] == "tostring(var.warehouse_secret_version)"
+    assert not set(env) & set(secrets)
+
+    # The execution role: this image, this log group, this secret, this key through Secrets Manager.
+    policy = block(API, "data", "aws_iam_policy_document", "execution")
+    resources = re.findall(r"^    resources = (.+)$", policy, flags=re.MULTILINE)
+    assert [r for r in resources if '"*"' in r] == ['["*"]']
+    assert 'actions   = ["ecr:GetAuthorizationToken"]' in policy  # the one action without a resource
+    assert "resources = [aws_ecr_repository.api.arn]" in policy
+    assert "resources = [aws_secretsmanager_secret.warehouse.arn]" in policy
+    assert 'resources = ["${aws_cloudwatch_log_group.api.arn}:*"]' in policy
+    assert 'values   = ["secretsmanager.${local.region}.amazonaws.com"]' in policy
+    for broad in ("ecr:*", "secretsmanager:*", "kms:*", "logs:*", "iam:PassRole"):
+        assert broad not in policy, broad
+    # The task role (what the API's code runs as) is granted nothing.
+    attached = [b for k, ls, b, _ in blocks(API) if k == "resource" and ls[0].startswith("aws_iam_role_policy")]
+    assert all("aws_iam_role.task" not in b for b in attached)
+    assert all('"aws_iam_role_policy_attachment"' not in p.read_text() for p in (TERRAFORM / API).glob("*.tf"))
+
+
+def test_the_task_environment_reaches_the_warehouse_the_way_the_app_connects(new_database):
+    """The container's environment as the task definition builds it (an empty URL, the PG*
+    variables from the secret, the schema) makes payments_api reach a real warehouse."""
+    import os
+    import subprocess
+    import sys
+
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from include.ddl import ensure_warehouse_schema
+
+    url = new_database("api_task_env")
+    schema = "project_team_3"
+    with psycopg.connect(url, autocommit=True) as conn:
+        ensure_warehouse_schema(conn, schema)
+    params = conninfo_to_dict(url)
+    ecs = locals_with(API, "container_secrets")
+    secret_json = {"host": params["host"], "port": str(params["port"]), "dbname": params["dbname"], "user": params["user"]}
+    secret_json["password"] = str(params.get("password") or "")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "TOTES_"))}
+    for name, key in hcl_map(ecs, "container_secrets").items():
+        env[name] = secret_json[key.strip('"')]
+    expressions = {
+        "var.warehouse_schema": schema,
+        "tostring(local.container_port)": "8081",
+        "tostring(var.warehouse_secret_version)": "1",
+    }
+    for name, raw in hcl_map(ecs, "container_environment").items():
+        env[name] = raw.strip('"') if raw.startswith('"') else expressions[raw]
+    env["PGSSLMODE"] = "prefer"  # the harness's server has no TLS; on AWS: require (checked above)
+    env["PYTHONPATH"] = str(ROOT)
+    probe = (
+        "from payments_api import db; from payments_api.settings import Settings; s = Settings.from_env(); "
+        "assert s.warehouse_url and s.schema == 'project_team_3', s; db.ping(s); "
+        "print(db.fetch_payments(s, 'next', __import__('datetime').date(2024, 11, 15)))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+    # Without the secret's variables the same environment does not reach it (the URL alone is empty).
+    env["PGHOST"], env["PGPORT"] = "127.0.0.1", "1"
+    failed = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert failed.returncode != 0
+    assert "unreachable" in failed.stderr
+
+
+def test_the_api_logs_encrypted_for_a_year_and_alarms_on_the_alerts_topic():
+    group = block(API, "resource", "aws_cloudwatch_log_group", "api")
+    assert hcl_attr(group, "kms_key_id") == "aws_kms_key.api.arn"
+    assert hcl_attr(group, "retention_in_days") == "var.log_retention_days"
+    assert "var.log_retention_days >= 365" in block(API, "variable", "log_retention_days")
+    task = block(API, "resource", "aws_ecs_task_definition", "api")
+    assert 'logDriver = "awslogs"' in task
+    assert "awslogs-group         = aws_cloudwatch_log_group.api.name" in task
+    alarms = [(ls[1], b) for k, ls, b, _ in blocks(API) if k == "resource" and ls[0] == "aws_cloudwatch_metric_alarm"]
+    assert {n for n, _ in alarms} == {"no_healthy_task", "errors"}
+    for name, body in alarms:
+        assert "alarm_actions = [local.stateful.alerts_topic_arn]" in body, name
+        assert 'namespace   = "AWS/ApplicationELB"' in body, name
+    assert 'metric_name = "HTTPCode_Target_5XX_Count"' in block(API, "resource", "aws_cloudwatch_metric_alarm", "errors")
+    # The key of this layer is not the lake's: the API's roles can decrypt nothing of the pipeline.
+    assert "data_kms_key_arn" not in "\n".join(p.read_text() for p in (TERRAFORM / API).glob("*.tf"))

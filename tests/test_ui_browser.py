@@ -126,7 +126,17 @@ def grid_cell_states(page, run_id: str, task_ids: set[str]) -> dict[str, str]:
         tooltip = page.locator('[data-scope="tooltip"][data-part="content"]', has_text=f"Task ID: {task_id}").filter(
             has_text=f"Run ID: {run_id}"
         )
-        tooltip.first.wait_for(timeout=10_000)
+        try:
+            tooltip.first.wait_for(timeout=10_000)
+        except Exception:  # a busy machine can miss the hover: move away and hover again, once
+            page.mouse.move(0, 0)
+            cell.hover()
+            try:
+                tooltip.first.wait_for(timeout=30_000)
+            except Exception:
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "ui-grid-failure.png"), full_page=True)
+                raise
         match = re.search(r"State:\s*([^\n]+)", tooltip.first.inner_text())
         assert match, tooltip.first.inner_text()
         states[task_id] = match.group(1).strip().lower().replace(" ", "_")  # "Upstream Failed" -> upstream_failed

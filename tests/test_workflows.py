@@ -1,5 +1,7 @@
 """The GitHub Actions workflows: CI checks everything on every push and pull request; deploy runs
-only after CI succeeded on a push to main, with AWS credentials from OIDC and no stored keys."""
+only after CI succeeded on a push to main, with AWS credentials from OIDC and no stored keys, and
+ends with the payments API: its image built, pushed to its ECR repository and scanned, then
+terraform/payments_api applied."""
 
 from __future__ import annotations
 
@@ -84,7 +86,7 @@ def test_ci_lints_formats_and_scans(ci):
     assert re.search(r"\bruff format --check\b", runs(lint))
     bandit = job_running(ci, r"\bbandit\b")
     assert "-c pyproject.toml" in runs(bandit)
-    for package in ("dags", "include", "plugins", "devtools", "scripts"):
+    for package in ("dags", "include", "plugins", "devtools", "scripts", "payments_api"):
         assert re.search(rf"-r [\w ]*\b{package}\b", runs(bandit)), f"bandit does not scan {package}"
     audit = job_running(ci, r"\bpip-audit\b")
     assert re.search(r"pip-audit [^\n]*-r requirements\.txt", runs(audit))
@@ -106,7 +108,7 @@ def test_ci_runs_checkov_and_terraform_fmt_and_validate(ci):
     assert "scripts/tools.sh" in runs(checkov)
     tf = job_running(ci, r"\bterraform fmt -check\b")
     assert re.search(r"terraform fmt -check -recursive", runs(tf))
-    for layer in ("stateful", "mwaa"):
+    for layer in ("stateful", "mwaa", "payments_api"):
         assert f"terraform -chdir=terraform/{layer} validate" in runs(tf), layer
         assert f"terraform -chdir=terraform/{layer} init -backend=false" in runs(tf), layer
     setup = [u for u in uses(tf) if u.startswith("hashicorp/setup-terraform@")]
@@ -189,8 +191,88 @@ def test_deploy_applies_stateful_then_mwaa_then_syncs_the_artifact(deploy):
     assert -1 not in positions, dict(zip(order, positions, strict=True))
     assert positions == sorted(positions)
     assert re.search(r"aws s3 sync dist/mwaa/dags \S+ --delete", script)
-    # Partial backend configuration, supplied at init.
-    assert script.count('-backend-config="bucket=') == 2
+    # Partial backend configuration, supplied at init (stateful, mwaa, payments_api).
+    assert script.count('-backend-config="bucket=') == 3
+
+
+def step_named(job: dict[str, Any], pattern: str) -> dict[str, Any]:
+    found = [s for s in steps(job) if re.search(pattern, str(s.get("run", "")))]
+    assert len(found) == 1, f"{len(found)} steps run {pattern!r}"
+    return found[0]
+
+
+def test_ci_builds_the_payments_api_image_and_runs_it(ci):
+    job = job_running(ci, r"docker build --file docker/payments_api/Dockerfile")
+    script = runs(job)
+    assert "--target payments-api" in script
+    assert re.search(r"docker run --rm \S+ id -u\)\" = 10001", script), "the image runs as uid 10001"
+    assert "--read-only" in script
+    assert 'test "$status" -eq 2' in script  # no warehouse URL: exit 2, as documented
+
+
+def test_deploy_builds_pushes_and_applies_the_payments_api_after_the_others(deploy):
+    job = next(iter(deploy["jobs"].values()))
+    script = runs(job)
+    order = [
+        "aws s3 sync dist/mwaa/dags",
+        "terraform -chdir=terraform/payments_api init",
+        "terraform -chdir=terraform/payments_api plan -target=aws_ecr_repository.api",
+        "terraform -chdir=terraform/payments_api apply ecr.tfplan",
+        "terraform -chdir=terraform/payments_api output -raw ecr_repository_url",
+        "docker build --file docker/payments_api/Dockerfile --target payments-api",
+        'docker push "$image"',
+        "aws ecr wait image-scan-complete",
+        "aws ecr describe-image-scan-findings",
+        "terraform -chdir=terraform/payments_api plan -out=tfplan",
+        "terraform -chdir=terraform/payments_api apply tfplan",
+    ]
+    positions = [script.find(step) for step in order]
+    assert -1 not in positions, dict(zip(order, positions, strict=True))
+    assert positions == sorted(positions)
+    # The remote state of the third layer, beside the others'.
+    assert "key=${STATE_PREFIX}/payments_api.tfstate" in script
+
+    # The image: the commit CI tested, as an immutable tag of the layer's own repository.
+    assert job["env"]["IMAGE_TAG"] == "${{ github.event.workflow_run.head_sha }}"
+    assert 'image="${repository}:${IMAGE_TAG}"' in script
+    assert '--tag "$image"' in script
+    # The registry password goes through stdin, never the command line.
+    assert re.search(r"aws ecr get-login-password [^|]*\| docker login --username AWS --password-stdin", script)
+    # A CRITICAL finding of the scan on push stops the deploy before the service moves.
+    assert "findingSeverityCounts.CRITICAL" in script
+    assert "exit 1" in step_named(job, r"describe-image-scan-findings")["run"]
+
+    # Every terraform step of the layer gets the image tag, the other layers' states and the
+    # read-only warehouse login from the environment's secrets.
+    for pattern in (r"plan -target=aws_ecr_repository\.api", r"terraform -chdir=terraform/payments_api plan -out=tfplan"):
+        env = step_named(job, pattern)["env"]
+        assert env["TF_VAR_image_tag"] == "${{ env.IMAGE_TAG }}"
+        assert env["TF_VAR_warehouse_readonly"] == "${{ secrets.PAYMENTS_API_WAREHOUSE_DB }}"
+        assert env["TF_VAR_mwaa_state_key"] == "${{ env.STATE_PREFIX }}/mwaa.tfstate"
+        assert env["TF_VAR_stateful_state_key"] == "${{ env.STATE_PREFIX }}/stateful.tfstate"
+        for name in ("client_cidrs", "certificate_arn", "warehouse_cidrs", "warehouse_schema", "warehouse_secret_version"):
+            assert f"TF_VAR_{name}" in env, name
+
+
+def test_every_variable_the_deploy_passes_exists_in_its_layer(deploy):
+    """A TF_VAR_x given to a layer's terraform step is a variable of that layer (a typo would be
+    silently ignored by terraform)."""
+    from tests.test_terraform import blocks
+
+    job = next(iter(deploy["jobs"].values()))
+    job_vars = {k.removeprefix("TF_VAR_") for k in job.get("env", {}) if k.startswith("TF_VAR_")}
+    checked = 0
+    for step in steps(job):
+        m = re.search(r"terraform -chdir=terraform/(\w+) (plan|apply)", str(step.get("run", "")))
+        if not m:
+            continue
+        declared = {ls[0] for k, ls, _, _ in blocks(m.group(1)) if k == "variable"}
+        given = job_vars | {k.removeprefix("TF_VAR_") for k in step.get("env", {}) if k.startswith("TF_VAR_")}
+        assert given <= declared, f"{m.group(1)}: {sorted(given - declared)} are no variables of the layer"
+        required = {ls[0] for k, ls, b, _ in blocks(m.group(1)) if k == "variable" and not re.search(r"^  default +=", b, re.M)}
+        assert required <= given, f"{m.group(1)}: {sorted(required - given)} are required but not given"
+        checked += 1
+    assert checked == 4  # stateful, mwaa, the repository of payments_api, payments_api
 
 
 # ------------------------------------------------------------------------------------------
