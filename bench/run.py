@@ -9,15 +9,17 @@ For each scale, on a PostgreSQL cluster of its own (default durability) and moto
 2. a full initial run and, after the change simulator writes about 1,000 rows, an incremental
    run: once through the real DAG with dag.test() (wall time of the whole DAG) and once as one
    process per task, in dependency order, as LocalExecutor runs them (wall time and each task's
-   peak RSS, from os.wait4);
-3. extract: our ingest path (COPY -> Arrow -> parquet -> S3) against raw
-   ``COPY (SELECT ...) TO STDOUT`` of the same rows, drained and discarded (the limit);
+   peak RSS, VmHWM read by the task's process itself);
+3. extract: our ingest path (COPY -> Arrow -> parquet -> S3, best of two) against raw
+   ``COPY (SELECT ...) TO STDOUT`` of the same rows, drained and discarded (the limit: the
+   fastest of the text, csv and binary formats);
 4. load: our load (parquet -> COPY into staging -> one merge) of fact_payment against raw
    ``COPY ... FROM STDIN`` of the same rows into the same table (the limit; the CSV is prepared
-   beforehand so only PostgreSQL's work is timed), and against pandas ``DataFrame.to_sql`` (what
-   a typical peer does; on a sample, as rows/s).
+   beforehand so only PostgreSQL's work is timed), into a copy of the table without foreign keys
+   (COPY's own speed), and against pandas ``DataFrame.to_sql`` (what a typical peer does; on a
+   sample, as rows/s).
 
-Results: bench/results.md (quoted by the README) and bench/results.json.
+Results: bench/results/results.md (quoted by the README) and bench/results/results.json.
 """
 
 from __future__ import annotations
@@ -153,15 +155,18 @@ def run_task(task: str, spec: dict, env: dict[str, str], workdir: Path) -> tuple
             [sys.executable, "-m", "bench.task_runner", json.dumps(spec | {"task": task}, default=str)],
             stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
         )  # fmt: skip
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status = os.waitpid(proc.pid, 0)
         seconds = time.perf_counter() - started
     text = out_path.read_text(errors="replace")
+    peak = next((float(ln.split()[1]) for ln in text.splitlines() if ln.startswith("PEAK_RSS_MB ")), None)
+    if peak is None:
+        raise RuntimeError(f"{task} reported no peak RSS:\n{text[-4000:]}")
     if os.waitstatus_to_exitcode(status) != 0:
         if "AirflowSkipException" in text:
-            return None, seconds, usage.ru_maxrss / 1024
+            return None, seconds, peak
         raise RuntimeError(f"{task} failed:\n{text[-4000:]}")
     line = next(ln for ln in reversed(text.splitlines()) if ln.startswith("RESULT "))
-    return json.loads(line[len("RESULT ") :]), seconds, usage.ru_maxrss / 1024
+    return json.loads(line[len("RESULT ") :]), seconds, peak
 
 
 def run_tasks(setup: Setup, interval_end: datetime, prev_end: datetime | None, workdir: Path) -> dict:
@@ -227,12 +232,14 @@ def bench_extract(setup: Setup, workdir: Path) -> dict:
                     pass
             raw[fmt] = rows / (time.perf_counter() - started)
         lake = Lake(s3_hook("aws_default"), setup.buckets["tasks"][0])
-        started = time.perf_counter()
-        parts = write_parquet_parts(
-            lake, "bench/extract/", extract_batches(conn, table, Window(None, FIRST_END)), source_schema(table), str(workdir)
-        )
-        ours = rows / (time.perf_counter() - started)
-        lake.delete(p.key for p in parts)
+        ours = 0.0
+        for _ in range(2):  # the best of two, as the limit is the best of three formats
+            started = time.perf_counter()
+            parts = write_parquet_parts(
+                lake, "bench/extract/", extract_batches(conn, table, Window(None, FIRST_END)), source_schema(table), str(workdir)
+            )
+            ours = max(ours, rows / (time.perf_counter() - started))
+            lake.delete(p.key for p in parts)
     limit = max(raw.values())
     return {
         "table": "payment",
@@ -283,19 +290,31 @@ def bench_load(setup: Setup, tasks_run: dict, workdir: Path, sample: int = 50_00
         buf = io.BytesIO()
         pacsv.write_csv(data.select(list(table.load_columns)), buf, pacsv.WriteOptions(include_header=False))
         payload = buf.getvalue()
+
+        def raw_copy(into: sql.Composable) -> float:
+            """rows/s of COPY FROM of the prepared CSV into ``into``, in one transaction."""
+            started = time.perf_counter()
+            with (
+                conn.transaction(),
+                conn.cursor().copy(
+                    sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+                        into, sql.SQL(", ").join(map(sql.Identifier, table.load_columns))
+                    )
+                ) as copy,
+            ):
+                for i in range(0, len(payload), 1 << 20):
+                    copy.write(payload[i : i + (1 << 20)])
+            return rows / (time.perf_counter() - started)
+
         reset()
-        started = time.perf_counter()
-        with (
-            conn.transaction(),
-            conn.cursor().copy(
-                sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-                    target, sql.SQL(", ").join(map(sql.Identifier, table.load_columns))
-                )
-            ) as copy,
-        ):
-            for i in range(0, len(payload), 1 << 20):
-                copy.write(payload[i : i + (1 << 20)])
-        raw = rows / (time.perf_counter() - started)
+        raw = raw_copy(target)
+
+        # what COPY does without the per-row foreign-key checks: the same rows into a copy of the
+        # table with its keys and indexes but no foreign keys (CREATE TABLE ... LIKE copies none)
+        bare = sql.Identifier(SCHEMA, "bench_fact_payment_without_fks")
+        conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(bare, target))
+        raw_without_fks = raw_copy(bare)
+        conn.execute(sql.SQL("DROP TABLE {}").format(bare))
 
         # the typical peer: pandas to_sql, on a sample
         from sqlalchemy import create_engine
@@ -315,6 +334,7 @@ def bench_load(setup: Setup, tasks_run: dict, workdir: Path, sample: int = 50_00
         "rows": rows,
         "ours_rows_s": ours,
         "raw_copy_from_rows_s": raw,
+        "raw_copy_from_without_fks_rows_s": raw_without_fks,
         "to_sql_rows_s": to_sql,
         "to_sql_sample": len(frame),
         "ratio_raw": ours / raw,
@@ -398,21 +418,25 @@ def report(results: list[dict], machine: str) -> str:
         "",
         "## Extract and load against their limits",
         "",
-        "| scale | source rows | extract: ours rows/s | raw COPY TO rows/s (fastest format) | ours / raw | load: ours rows/s | raw COPY FROM rows/s | ours / raw | pandas to_sql rows/s | ours / to_sql |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| scale | source rows | extract: ours rows/s | raw COPY TO rows/s (fastest format) | ours / raw | load: ours rows/s | raw COPY FROM rows/s | ours / raw | raw COPY FROM, no FKs, rows/s | ours / that | pandas to_sql rows/s | ours / to_sql |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         e, ld = r["extract"], r["load"]
         lines.append(
             f"| {r['scale']:g} | {r['source_rows']:,} | {k(e['ours_rows_s'])} | {k(e['limit_rows_s'])} | {e['ratio']:.2f} | "
-            f"{k(ld['ours_rows_s'])} | {k(ld['raw_copy_from_rows_s'])} | {ld['ratio_raw']:.2f} | {k(ld['to_sql_rows_s'])} | {ld['ratio_to_sql']:.1f} |"
+            f"{k(ld['ours_rows_s'])} | {k(ld['raw_copy_from_rows_s'])} | {ld['ratio_raw']:.2f} | "
+            f"{k(ld['raw_copy_from_without_fks_rows_s'])} | {ld['ours_rows_s'] / ld['raw_copy_from_without_fks_rows_s']:.2f} | "
+            f"{k(ld['to_sql_rows_s'])} | {ld['ratio_to_sql']:.1f} |"
         )
     lines += [
         "",
         "Extract: payment (the widest large table), our ingest path (COPY -> Arrow -> zstd parquet -> S3) against "
         "`COPY (SELECT ...) TO STDOUT` drained and discarded. Load: fact_payment into the warehouse, ours (parquet -> "
-        "COPY into staging -> one merge with ON CONFLICT, all foreign keys checked) against `COPY FROM` of the same "
-        "rows pre-rendered as CSV into the same table, and pandas `to_sql` (chunks of 10,000) on a 50,000-row sample.",
+        "COPY into staging -> one merge with ON CONFLICT, all eight foreign keys checked: once per constraint for a "
+        "load this large) against `COPY FROM` of the same rows pre-rendered as CSV into the same table (PostgreSQL "
+        "checks each foreign key of each row), into a copy of the table without foreign keys (COPY's own speed), "
+        "and pandas `to_sql` (chunks of 10,000) on a 50,000-row sample.",
         "",
         "## Whole runs",
         "",
@@ -433,7 +457,7 @@ def report(results: list[dict], machine: str) -> str:
         "",
         "DAG: the real DAG in one process (`dag.test()`, tasks one after the other, Airflow's own scheduling loop). "
         "Process per task: each task in a fresh Python process, in dependency order, as a LocalExecutor worker runs "
-        "it; its peak RSS is the process's own (os.wait4), Airflow's imports included.",
+        "it; its peak RSS is the process's own high-water mark (VmHWM), Airflow's imports included.",
         "",
         f"## Tasks at scale {biggest['scale']:g} ({biggest['source_rows']:,} source rows)",
         "",

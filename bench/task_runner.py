@@ -1,7 +1,7 @@
 """Run one totes_etl task in this process, as a worker would, and print its result as JSON.
 
-The benchmark starts one of these per task (like LocalExecutor does) so that the operating
-system reports each task's own peak memory (os.wait4). The operators are the DAG's own classes
+The benchmark starts one of these per task (like LocalExecutor does) so that each task's
+process reports its own peak memory (VmHWM). The operators are the DAG's own classes
 with the same arguments; only Jinja templating is replaced by the concrete values.
 
     python -m bench.task_runner '{"task": "ingest.payment", "run": {...}, "upstream": {...}}'
@@ -65,10 +65,21 @@ def context(run: dict) -> dict:
     }
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). Not getrusage/wait4: Linux carries the parent's peak
+    over into a child's ru_maxrss at exec, so a large parent would inflate every child's figure."""
+    with open("/proc/self/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    return kib / 1024
+
+
 def main() -> int:
     spec = json.loads(sys.argv[1])
     op = build_operator(spec["task"], spec["config"], spec.get("upstream", {}))
-    result = op.execute(context(spec["run"]))
+    try:
+        result = op.execute(context(spec["run"]))
+    finally:
+        print(f"PEAK_RSS_MB {peak_rss_mb():.1f}", flush=True)
     print("RESULT " + json.dumps(result, default=str), flush=True)
     return 0
 

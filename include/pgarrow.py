@@ -1,8 +1,9 @@
 """Move rows between PostgreSQL and Arrow through COPY, in bounded batches.
 
 Both directions go through PostgreSQL's CSV COPY format, parsed and written by Arrow's C++ CSV
-code, so no row passes through a Python loop: ``COPY (SELECT ...) TO STDOUT`` streams into
-``pyarrow.csv.open_csv`` and ``COPY ... FROM STDIN`` is fed by ``pyarrow.csv.write_csv``.
+code, so no value is converted in Python: ``COPY (SELECT ...) TO STDOUT`` is cut into blocks
+of whole rows parsed by ``pyarrow.csv.read_csv``, and ``COPY ... FROM STDIN`` is fed by
+``pyarrow.csv.write_csv``.
 Memory is bounded by the batch size, never by the table size.
 
 The CSV conventions of both sides agree on the two cases that matter: NULL is an unquoted
@@ -11,7 +12,10 @@ empty field and an empty string is ``""``.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -52,37 +56,52 @@ def arrow_schema(columns: Iterable[Column]) -> pa.Schema:
     return pa.schema([pa.field(c.name, arrow_type(c.sql_type), nullable=c.nullable) for c in columns])
 
 
-class _CopyReader(io.RawIOBase):
-    """A read-only file over the chunks of a psycopg ``COPY ... TO STDOUT``."""
+class _Stopped(Exception):
+    """The consumer of a COPY's blocks has gone: leave the COPY (psycopg cancels it)."""
 
-    def __init__(self, copy: psycopg.Copy) -> None:
-        self._chunks = iter(copy)
-        self._pending = memoryview(b"")
-        self.bytes_read = 0
 
-    def readable(self) -> bool:
-        return True
+_END = object()
 
-    def has_data(self) -> bool:
-        """Whether the COPY produced any bytes at all (pulls the first chunk)."""
-        while not self._pending:
-            try:
-                self._pending = memoryview(next(self._chunks))
-            except StopIteration:
-                return False
-        return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        while not self._pending:
-            try:
-                self._pending = memoryview(next(self._chunks))
-            except StopIteration:
-                return 0
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        self.bytes_read += n
-        return n
+def _put(q: queue.Queue, item: object, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+    raise _Stopped
+
+
+def _produce_blocks(
+    cursor: psycopg.Cursor,
+    copy_sql: sql.Composable,
+    params: Iterable | None,
+    block_bytes: int,
+    q: queue.Queue,
+    stop: threading.Event,
+) -> None:
+    """Read ``COPY ... TO STDOUT`` and hand it on in blocks of whole rows of about ``block_bytes``.
+
+    PostgreSQL sends one message per row; gathering them into a bytearray costs little more than
+    reading them, while handing each row to Arrow through a Python file object would cost
+    more than the read itself (README, "Performance")."""
+    try:
+        with cursor.copy(copy_sql, params) as copy:
+            block = bytearray()
+            for row in copy:
+                block += row
+                if len(block) >= block_bytes:
+                    _put(q, block, stop)
+                    block = bytearray()
+            if block:
+                _put(q, block, stop)
+        _put(q, _END, stop)
+    except _Stopped:
+        pass
+    except BaseException as exc:  # handed to the consumer, which raises it
+        with contextlib.suppress(_Stopped):
+            _put(q, exc, stop)
 
 
 def copy_out_batches(
@@ -95,39 +114,59 @@ def copy_out_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Stream the rows of ``query`` as record batches of ``schema`` (columns in query order).
 
+    A second thread reads the COPY while this one parses the previous block with Arrow and the
+    caller writes it (Arrow releases the GIL), so reading and parsing overlap. At most two
+    blocks wait between them: memory is bounded by the batch size.
+
     Values are converted by Arrow with the exact column types: a value that does not fit its
     type (a malformed timestamp, text in an integer column) raises instead of being coerced.
     """
     from psycopg import sql as _sql
 
     copy_sql = _sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv)").format(query)
-    with cursor.copy(copy_sql, params) as copy:
-        source = _CopyReader(copy)
-        if not source.has_data():
-            return  # no rows (Arrow's reader refuses an empty stream)
-        reader = pacsv.open_csv(
-            io.BufferedReader(source, buffer_size=1 << 20),
-            read_options=pacsv.ReadOptions(column_names=schema.names, block_size=_block_size(schema, batch_rows)),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types=schema,
-                # PostgreSQL writes NULL as an unquoted empty field and nothing else: Arrow's
-                # default null spellings ("NULL", "NaN", "N/A", ...) would turn real text into NULL.
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-                true_values=["t"],
-                false_values=["f"],
-            ),
-        )
-        for batch in reader:
-            if batch.num_rows:
+    options = {
+        "read_options": pacsv.ReadOptions(column_names=schema.names),
+        "parse_options": pacsv.ParseOptions(newlines_in_values=True),
+        "convert_options": pacsv.ConvertOptions(
+            column_types=schema,
+            # PostgreSQL writes NULL as an unquoted empty field and nothing else: Arrow's
+            # default null spellings ("NULL", "NaN", "N/A", ...) would turn real text into NULL.
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    }
+    q: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    producer = threading.Thread(
+        target=_produce_blocks,
+        args=(cursor, copy_sql, params, _block_size(schema, batch_rows), q, stop),
+        name="copy-out",
+        daemon=True,
+    )
+    producer.start()
+    try:
+        while (item := q.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            table = pacsv.read_csv(pa.py_buffer(item), **options)
+            del item
+            # One batch per block (Arrow parses in 1 MB pieces): one parquet row group per batch.
+            for batch in table.combine_chunks().to_batches():
                 # Same columns and types; carry the declared nullability (the database enforces it).
                 yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+    finally:
+        stop.set()
+        while producer.is_alive():  # unblock it if it waits on a full queue
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=0.1)
+        producer.join()
 
 
 def _block_size(schema: pa.Schema, batch_rows: int) -> int:
-    # Arrow's reader cuts batches by bytes; aim at about batch_rows rows of this width.
+    # Blocks are cut by bytes; aim at about batch_rows rows of this width.
     approx_row_bytes = 12 * len(schema.names)
     return max(1 << 16, min(64 << 20, batch_rows * approx_row_bytes))
 

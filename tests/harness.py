@@ -56,7 +56,6 @@ class Pipeline:
         return s3_client(self.s3_endpoint).get_object(Bucket=bucket, Key=name)["Body"].read()
 
 
-@contextlib.contextmanager
 def task_states(dr) -> dict[str, str]:
     """task id -> state of every task instance of the DAG run ``dr``."""
     from airflow.utils.session import create_session
@@ -65,6 +64,7 @@ def task_states(dr) -> dict[str, str]:
         return {ti.task_id: ti.state for ti in dr.get_task_instances(session=session)}
 
 
+@contextlib.contextmanager
 def fast_retries(dag, retries: int = 1):
     """Retry at once (the DAG's real back-off would make a test wait minutes); restored after."""
     saved = {t.task_id: (t.retries, t.retry_delay, t.retry_exponential_backoff) for t in dag.tasks}

@@ -79,6 +79,46 @@ def test_copy_out_keeps_exact_types(totesys):
     ]
 
 
+SERIES = sql.SQL("SELECT g, 'row ' || g, '2024-11-15'::timestamp(3) + g * interval '1 second' FROM generate_series(1, 50000) g")
+SERIES_SCHEMA = pa.schema([("g", pa.int32()), ("s", pa.string()), ("t", pa.timestamp("ms"))])
+
+
+def test_copy_out_streams_many_blocks_in_order_with_nothing_lost(totesys):
+    with totesys.cursor() as cur:
+        batches = list(copy_out_batches(cur, SERIES, SERIES_SCHEMA, batch_rows=1000))
+    assert len(batches) > 10  # many blocks went through the reading thread
+    assert max(b.num_rows for b in batches) < 5000  # each bounded by the batch size, not the result
+    ids = pa.concat_arrays([b.column("g") for b in batches]).to_pylist()
+    assert ids == list(range(1, 50001))
+    assert batches[-1].to_pylist()[-1] == {"g": 50000, "s": "row 50000", "t": datetime(2024, 11, 15, 13, 53, 20)}
+
+
+def test_a_value_that_does_not_fit_raises_and_the_connection_stays_usable(totesys):
+    bad = sql.SQL("SELECT g, 'x', CASE WHEN g = 40000 THEN 'not a time' ELSE '2024-11-15' END FROM generate_series(1, 50000) g")
+    with totesys.cursor() as cur, pytest.raises(pa.ArrowInvalid, match="not a time"):
+        for _ in copy_out_batches(cur, bad, SERIES_SCHEMA, batch_rows=1000):
+            pass
+    assert totesys.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_reader_that_stops_early_cancels_the_copy_and_leaves_the_connection_usable(totesys):
+    import threading
+
+    with totesys.cursor() as cur:
+        stream = copy_out_batches(cur, SERIES, SERIES_SCHEMA, batch_rows=1000)
+        first = next(stream)
+        stream.close()
+    assert first.column("g").to_pylist()[0] == 1
+    assert not [t for t in threading.enumerate() if t.name == "copy-out"]
+    assert totesys.execute("SELECT count(*) FROM generate_series(1, 3)").fetchone() == (3,)
+
+
+def test_a_failing_query_raises_its_database_error(totesys):
+    with totesys.cursor() as cur, pytest.raises(psycopg.errors.UndefinedTable):
+        list(copy_out_batches(cur, sql.SQL("SELECT * FROM no_such_table"), SERIES_SCHEMA))
+    assert totesys.execute("SELECT 1").fetchone() == (1,)
+
+
 def test_an_empty_result_gives_no_batches(totesys):
     assert list(extract_batches(totesys, SOURCE["staff"], Window(None, T2))) == []
 
@@ -194,7 +234,18 @@ def add_dimension_rows(wh, *, staff: bool = True) -> None:
         wh.execute("INSERT INTO dim_staff VALUES (1, 'A', 'B', 'Sales', 'Leeds', 'a@b') ON CONFLICT DO NOTHING")
 
 
-def test_a_fact_without_its_dimension_row_waits_in_the_quarantine_and_loads_when_it_arrives(warehouse):
+@pytest.fixture(params=["per-row checks", "bulk checks"])
+def fk_checks(request, monkeypatch):
+    """Both ways a fact load checks foreign keys: per row (small loads) and once per constraint
+    (large loads: the threshold lowered to one row)."""
+    import include.load
+
+    if request.param == "bulk checks":
+        monkeypatch.setattr(include.load, "BULK_MIN_ROWS", 1)
+    return request.param
+
+
+def test_a_fact_without_its_dimension_row_waits_in_the_quarantine_and_loads_when_it_arrives(warehouse, fk_checks):
     add_dimension_rows(warehouse, staff=False)
     schema = processed_schema(WAREHOUSE["fact_purchase_orders"])
     stored = []
@@ -217,6 +268,61 @@ def test_a_fact_without_its_dimension_row_waits_in_the_quarantine_and_loads_when
     assert warehouse.execute("SELECT purchase_order_id FROM fact_purchase_orders").fetchall() == [(1,)]
     waiting = warehouse.execute("SELECT source_id, resolved_by_run FROM etl_quarantine ORDER BY source_id").fetchall()
     assert waiting == [(1, "r2"), (2, None)]
+
+
+def foreign_key_definitions(wh, table: str) -> dict[str, str]:
+    return dict(
+        wh.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'",
+            (table,),
+        ).fetchall()
+    )
+
+
+def test_a_large_fact_load_checks_foreign_keys_once_and_puts_them_back_unchanged(warehouse, monkeypatch):
+    import include.load
+
+    add_dimension_rows(warehouse)
+    before = foreign_key_definitions(warehouse, "fact_purchase_orders")
+    assert len(before) == 8
+    calls = []
+    real_add = include.load._add_foreign_keys
+    monkeypatch.setattr(include.load, "_add_foreign_keys", lambda *a: calls.append(a[2].name) or real_add(*a))
+    monkeypatch.setattr(include.load, "BULK_MIN_ROWS", 100)
+    schema = processed_schema(WAREHOUSE["fact_purchase_orders"])
+    small = pa.Table.from_pylist([purchase_row(purchase_order_id=i) for i in range(1, 11)], schema=schema)
+    assert load(warehouse, "fact_purchase_orders", small).written == 10
+    assert calls == []  # below the threshold: per-row checks
+    large = pa.Table.from_pylist([purchase_row(purchase_order_id=i) for i in range(11, 211)], schema=schema)
+    assert load(warehouse, "fact_purchase_orders", large).written == 200
+    assert calls == ["fact_purchase_orders"]
+    assert foreign_key_definitions(warehouse, "fact_purchase_orders") == before
+    # and they hold again
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        warehouse.execute(
+            "INSERT INTO fact_purchase_orders (purchase_order_id, created_date, created_time, last_updated_date, "
+            "last_updated_time, staff_id, counterparty_id, item_code, item_quantity, item_unit_price, currency_id, "
+            "agreed_delivery_date, agreed_payment_date, agreed_delivery_location_id) "
+            "VALUES (999, '2024-11-15', '09:00', '2024-11-15', '09:00', 42, 1, 'A', 1, 1, 1, '2024-11-15', '2024-11-15', 1)"
+        )
+    # a role that does not own the table keeps the per-row checks (it may not alter it)
+    import uuid
+
+    role = sql.Identifier(f"totes_test_loader_{uuid.uuid4().hex[:8]}")  # roles are cluster-wide: our own name
+    warehouse.execute(sql.SQL("CREATE ROLE {}").format(role))
+    try:
+        warehouse.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(role))
+        warehouse.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {}").format(role))
+        warehouse.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(role))
+        warehouse.execute(sql.SQL("GRANT TEMPORARY ON DATABASE {} TO {}").format(sql.Identifier(warehouse.info.dbname), role))
+        warehouse.execute(sql.SQL("SET ROLE {}").format(role))
+        more = pa.Table.from_pylist([purchase_row(purchase_order_id=i) for i in range(211, 411)], schema=schema)
+        assert load(warehouse, "fact_purchase_orders", more).written == 200
+        assert calls == ["fact_purchase_orders"]
+    finally:
+        warehouse.execute("RESET ROLE")
+        warehouse.execute(sql.SQL("DROP OWNED BY {}").format(role))
+        warehouse.execute(sql.SQL("DROP ROLE {}").format(role))
 
 
 def test_transform_rejects_are_recorded_once_and_resolved_by_a_newer_version(warehouse):
