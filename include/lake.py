@@ -319,7 +319,6 @@ class Spool:
         self._writer = None
 
     def write(self, table: pa.Table | None) -> None:
-
         if table is None or table.num_rows == 0:
             return
         if self._writer is None:

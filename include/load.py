@@ -237,8 +237,8 @@ def quarantine_rows(
 # ------------------------------------------------------------------------------------------
 #
 # PostgreSQL checks a foreign key with one index lookup and row lock per inserted row and
-# constraint: a fact row has up to seven, which makes the merge of a large fact load (an initial
-# load, a full refresh, a catch-up) run at about a seventh of COPY's speed. For such loads the
+# constraint: a fact row has up to eight, which held the merge of a large fact load (an initial
+# load, a full refresh, a catch-up) to about a tenth of COPY's speed (README, "Performance"). For such loads the
 # merge drops the table's foreign keys, inserts, and adds them back in the same transaction:
 # adding a foreign key checks every row in one set-based join. The constraints are the registry's
 # own, recreated under the same names; if any row lacks its dimension row, adding it back fails
