@@ -34,8 +34,8 @@ def main(argv: list[str]) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from include.extract import extract_batches, extract_query, source_schema
-    from include.lake import Window, parquet_writer
+    from include.ingest import Window, extract_batches, extract_query, source_schema
+    from include.lake import parquet_writer
     from include.registry import SOURCE
 
     url, name = argv[0], (argv[1] if len(argv) > 1 else "payment")

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import psycopg
 
+from devtools.pg import airflow_connection as pg_airflow_connection
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 FIRST_END = datetime(2024, 11, 15, 15, 0)
@@ -82,15 +84,6 @@ class Services:
         return f"http://127.0.0.1:{self.s3_port}"
 
 
-def pg_conn_json(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    u = urlsplit(url)
-    return json.dumps(
-        {"conn_type": "postgres", "host": u.hostname, "port": u.port, "login": u.username, "schema": u.path.lstrip("/")}
-    )
-
-
 class Setup:
     """One scale's databases and buckets, and the environment that points Airflow at them."""
 
@@ -113,7 +106,7 @@ class Setup:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-                "AIRFLOW_CONN_TOTESYS_DB": pg_conn_json(self.totesys),
+                "AIRFLOW_CONN_TOTESYS_DB": pg_airflow_connection(self.totesys),
                 "AIRFLOW_CONN_AWS_DEFAULT": airflow_connection(svc.s3_endpoint),
                 "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": 9}),
                 "AIRFLOW_VAR_TOTES_WAREHOUSE_SCHEMA": SCHEMA,
@@ -123,7 +116,7 @@ class Setup:
     def env(self, which: str) -> dict[str, str]:
         ingestion, processed = self.buckets[which]
         return self.base_env | {
-            "AIRFLOW_CONN_WAREHOUSE_DB": pg_conn_json(self.warehouse[which]),
+            "AIRFLOW_CONN_WAREHOUSE_DB": pg_airflow_connection(self.warehouse[which]),
             "AIRFLOW_VAR_TOTES_INGESTION_BUCKET": ingestion,
             "AIRFLOW_VAR_TOTES_PROCESSED_BUCKET": processed,
         }
@@ -134,16 +127,13 @@ class Setup:
 # ------------------------------------------------------------------------------------------
 
 
-def task_order() -> list[str]:
-    from include.registry import SOURCE_TABLES, WAREHOUSE_TABLES
-
-    return (
-        ["ensure_warehouse_schema"]
-        + [f"ingest.{t.name}" for t in SOURCE_TABLES]
-        + [f"transform.{t.name}" for t in WAREHOUSE_TABLES]
-        + [f"load.{t.name}" for t in WAREHOUSE_TABLES]  # dimensions are declared before facts
-        + ["check.reconcile", "check.freshness", "check.quarantine"]
+def dag_task_order(env: dict[str, str]) -> list[str]:
+    """The real DAG's tasks, each after its upstream tasks (bench.task_runner --order)."""
+    out = subprocess.run(  # nosec B603
+        [sys.executable, "-m", "bench.task_runner", "--order"], env=env, cwd=ROOT, capture_output=True, text=True, check=True
     )
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("ORDER "))
+    return json.loads(line[len("ORDER ") :])
 
 
 def run_task(task: str, spec: dict, env: dict[str, str], workdir: Path) -> tuple[dict | None, float, float]:
@@ -170,16 +160,15 @@ def run_task(task: str, spec: dict, env: dict[str, str], workdir: Path) -> tuple
 
 
 def run_tasks(setup: Setup, interval_end: datetime, prev_end: datetime | None, workdir: Path) -> dict:
-    ingestion, processed = setup.buckets["tasks"]
     run = {
         "run_id": f"bench__{interval_end.isoformat()}",
         "interval_start": (interval_end - timedelta(minutes=15)).isoformat() + "+00:00",
         "interval_end": interval_end.isoformat() + "+00:00",
         "prev_success_end": prev_end.isoformat() + "+00:00" if prev_end else None,
     }
-    spec = {"run": run, "config": {"ingestion": ingestion, "processed": processed, "schema": SCHEMA}, "upstream": {}}
+    spec = {"run": run, "upstream": {}}
     tasks, started = {}, time.perf_counter()
-    for task in task_order():
+    for task in dag_task_order(setup.env("tasks")):
         result, seconds, rss = run_task(task, spec, setup.env("tasks"), workdir)
         spec["upstream"][task] = result
         counts = result if isinstance(result, dict) else {}  # ensure_warehouse_schema returns a list
@@ -212,8 +201,8 @@ def bench_extract(setup: Setup, workdir: Path) -> dict:
     """Our ingest path against the raw COPY TO of the same rows (payment, the largest table)."""
     from psycopg import sql
 
-    from include.extract import extract_batches, source_schema
-    from include.lake import Lake, Window, write_parquet_parts
+    from include.ingest import Window, extract_batches, source_schema
+    from include.lake import Lake, write_parquet_parts
     from include.operators._common import s3_hook
     from include.registry import SOURCE
 
@@ -262,11 +251,12 @@ def bench_load(setup: Setup, tasks_run: dict, workdir: Path, sample: int = 50_00
     from include.load import load_batches
     from include.operators._common import s3_hook
     from include.registry import WAREHOUSE
+    from include.results import TransformResult
 
     os.environ.update(setup.env("tasks"))
     table = WAREHOUSE["fact_payment"]
     lake = Lake(s3_hook("aws_default"), setup.buckets["tasks"][1])
-    manifest = lake.read_manifest(tasks_run["results"]["transform.fact_payment"]["manifest_key"])
+    manifest = lake.read_manifest(TransformResult.from_xcom(tasks_run["results"]["transform.fact_payment"]).manifest_key)
     paths = []
     for i, part in enumerate(manifest.parts):
         paths.append(str(workdir / f"fact_payment-{i}.parquet"))
@@ -349,8 +339,8 @@ def bench_load(setup: Setup, tasks_run: dict, workdir: Path, sample: int = 50_00
 
 def bench_scale(svc: Services, scale: float, workdir: Path) -> dict:
     from devtools.totesys.generator import GeneratorSettings, generate
+    from devtools.totesys.schema import cursor_index_ddl
     from devtools.totesys.simulator import ChangePlan, simulate
-    from include.ddl import cursor_index_ddl
 
     home = workdir / f"airflow-{scale}"
     home.mkdir()

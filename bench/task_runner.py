@@ -1,67 +1,77 @@
 """Run one totes_etl task in this process, as a worker would, and print its result as JSON.
 
 The benchmark starts one of these per task (like LocalExecutor does) so that each task's
-process reports its own peak memory (VmHWM). The operators are the DAG's own classes
-with the same arguments; only Jinja templating is replaced by the concrete values.
+process reports its own peak memory (VmHWM). The task is the real DAG's own (``dag.get_task``),
+its template fields rendered by Airflow against a context that holds the run, the variables
+(from ``AIRFLOW_VAR_*``, as Airflow's environment backend reads them) and the upstream results
+(what ``xcom_pull`` and the XComArgs of the DAG resolve to).
 
     python -m bench.task_runner '{"task": "ingest.payment", "run": {...}, "upstream": {...}}'
+    python -m bench.task_runner --order      # the DAG's task ids in an order to run them
 """
 
 from __future__ import annotations
 
 import json
+import os
+import runpy
 import sys
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
 
-
-def build_operator(task_id: str, cfg: dict, upstream: dict):
-    from include.operators import (
-        LakeTransformOperator,
-        QuarantineReportOperator,
-        S3ToWarehouseOperator,
-        TotesysToS3Operator,
-        WarehouseCheckOperator,
-        WarehouseSchemaOperator,
-    )
-    from include.registry import WAREHOUSE
-
-    group, _, name = task_id.partition(".")
-    if task_id == "ensure_warehouse_schema":
-        return WarehouseSchemaOperator(task_id=task_id, schema=cfg["schema"])
-    if group == "ingest":
-        return TotesysToS3Operator(task_id=task_id, table=name, bucket=cfg["ingestion"])
-    if group == "transform":
-        ingested = {s: upstream[f"ingest.{s}"] for s in WAREHOUSE[name].sources}
-        return LakeTransformOperator(
-            task_id=task_id, table=name, ingested=ingested, ingestion_bucket=cfg["ingestion"], processed_bucket=cfg["processed"]
-        )
-    if group == "load":
-        return S3ToWarehouseOperator(
-            task_id=task_id,
-            table=name,
-            transformed=upstream.get(f"transform.{name}"),
-            bucket=cfg["processed"],
-            schema=cfg["schema"],
-        )
-    if task_id == "check.quarantine":
-        return QuarantineReportOperator(task_id=task_id, schema=cfg["schema"])
-    if group == "check":
-        return WarehouseCheckOperator(task_id=task_id, check=name, schema=cfg["schema"])
-    raise ValueError(task_id)
+ROOT = Path(__file__).resolve().parents[1]
+DAG_FILE = ROOT / "dags" / "totes_etl.py"
 
 
-def context(run: dict) -> dict:
+def totes_etl():
+    """The DAG, exactly as the DAG file builds it."""
+    return runpy.run_path(str(DAG_FILE))["dag"]
+
+
+def task_order(dag) -> list[str]:
+    """Every task after all of its upstream tasks; ties in the order the DAG declares them."""
+    done: list[str] = []
+    waiting = list(dag.task_dict)
+    while waiting:
+        ready = next(t for t in waiting if dag.task_dict[t].upstream_task_ids <= set(done))
+        done.append(ready)
+        waiting.remove(ready)
+    return done
+
+
+class _Variables:
+    """``var.value`` in templates: Airflow's environment-variables backend, read directly."""
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return os.environ.get(f"AIRFLOW_VAR_{name.upper()}", default)
+
+
+class _TaskInstance:
+    """What templates and XComArgs ask of a task instance: the upstream tasks' results."""
+
+    def __init__(self, task_id: str, run_id: str, upstream: dict) -> None:
+        self.task_id, self.run_id, self.try_number, self.log_url = task_id, run_id, 1, ""
+        self._upstream = upstream
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value", default=None, **_: object):
+        return self._upstream.get(task_ids, default)
+
+
+def context(task, run: dict, upstream: dict) -> dict:
     start, end = (datetime.fromisoformat(run[k]) for k in ("interval_start", "interval_end"))
     prev = datetime.fromisoformat(run["prev_success_end"]) if run.get("prev_success_end") else None
-    dag_run = SimpleNamespace(run_id=run["run_id"], logical_date=start, run_after=end)
     return {
-        "dag_run": dag_run,
+        "dag": task.dag,
+        "task": task,
+        "ti": _TaskInstance(task.task_id, run["run_id"], upstream),
+        "dag_run": SimpleNamespace(run_id=run["run_id"], logical_date=start, run_after=end),
         "data_interval_start": start,
         "data_interval_end": end,
         "prev_data_interval_end_success": prev,
         "params": {"full_refresh": False},
         "run_id": run["run_id"],
+        "var": {"value": _Variables()},
     }
 
 
@@ -74,10 +84,15 @@ def peak_rss_mb() -> float:
 
 
 def main() -> int:
+    if sys.argv[1] == "--order":
+        print("ORDER " + json.dumps(task_order(totes_etl())), flush=True)
+        return 0
     spec = json.loads(sys.argv[1])
-    op = build_operator(spec["task"], spec["config"], spec.get("upstream", {}))
+    task = totes_etl().get_task(spec["task"])
+    ctx = context(task, spec["run"], spec.get("upstream", {}))
     try:
-        result = op.execute(context(spec["run"]))
+        task.render_template_fields(ctx)
+        result = task.execute(ctx)
     finally:
         print(f"PEAK_RSS_MB {peak_rss_mb():.1f}", flush=True)
     print("RESULT " + json.dumps(result, default=str), flush=True)

@@ -20,13 +20,13 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, TriggerRule
 
-from include.alerts import failure_notifier
+from include.alerts import task_defaults
 from include.config import DAG_ID, SCHEDULE_CRON, variable_template
 from include.operators import (
-    LakeTransformOperator,
+    IngestionToProcessedOperator,
+    ProcessedToWarehouseOperator,
     QuarantineReportOperator,
-    S3ToWarehouseOperator,
-    TotesysToS3Operator,
+    TotesysToIngestionOperator,
     WarehouseCheckOperator,
     WarehouseSchemaOperator,
 )
@@ -41,18 +41,12 @@ with DAG(
     description="totesys to the star-schema warehouse, every 15 minutes",
     schedule=CronDataIntervalTimetable(SCHEDULE_CRON, timezone="UTC"),
     start_date=pendulum.datetime(2024, 11, 1, tz="UTC"),
-    catchup=False,  # a run after a gap reads everything since the last success (include/lake.py)
+    catchup=False,  # a run after a gap reads everything since the last success (include/ingest.py)
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=30),
-    default_args={
-        "owner": "data-engineering",
-        "retries": 3,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=5),
-        "execution_timeout": timedelta(minutes=20),
-        "on_failure_callback": [failure_notifier()],
-    },
+    default_args=task_defaults(
+        retry_delay=timedelta(seconds=30), max_retry_delay=timedelta(minutes=5), execution_timeout=timedelta(minutes=20)
+    ),
     params={"full_refresh": Param(False, type="boolean", description="extract every table in full")},
     tags=["totesys", "warehouse", "etl"],
     doc_md=__doc__,
@@ -62,11 +56,13 @@ with DAG(
     ensure_schema = WarehouseSchemaOperator(task_id="ensure_warehouse_schema", schema=WAREHOUSE_SCHEMA)
 
     with TaskGroup("ingest", tooltip="totesys -> ingestion bucket, one task per source table"):
-        ingest = {t.name: TotesysToS3Operator(task_id=t.name, table=t.name, bucket=INGESTION_BUCKET) for t in SOURCE_TABLES}
+        ingest = {
+            t.name: TotesysToIngestionOperator(task_id=t.name, table=t.name, bucket=INGESTION_BUCKET) for t in SOURCE_TABLES
+        }
 
     with TaskGroup("transform", tooltip="ingestion -> processed bucket, one task per warehouse table"):
         transform = {
-            w.name: LakeTransformOperator(
+            w.name: IngestionToProcessedOperator(
                 task_id=w.name,
                 table=w.name,
                 ingested={source: ingest[source].output for source in w.sources},
@@ -78,7 +74,7 @@ with DAG(
 
     with TaskGroup("load", tooltip="processed bucket -> warehouse; dimensions before facts"):
         load = {
-            w.name: S3ToWarehouseOperator(
+            w.name: ProcessedToWarehouseOperator(
                 task_id=w.name,
                 table=w.name,
                 # Pulled by template rather than passed as an XComArg, so that the load also runs
@@ -90,7 +86,7 @@ with DAG(
                 # not run (schema drift upstream), so that facts still load: the other tables keep
                 # flowing, and a fact whose dimension row is missing waits in the quarantine
                 # (include/load.py). A fact waits for a dimension load that really failed.
-                trigger_rule=TriggerRule.NONE_FAILED if w.kind == "fact" else TriggerRule.ALL_DONE,
+                trigger_rule=TriggerRule.NONE_FAILED if w.is_fact else TriggerRule.ALL_DONE,
             )
             for w in WAREHOUSE_TABLES
         }

@@ -21,7 +21,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
-from include.alerts import failure_notifier
+from include.alerts import task_defaults
 from include.config import FX_DAG_ID, FX_SCHEDULE_CRON, variable_template
 from include.operators import FxRatesToS3Operator, FxRatesToWarehouseOperator, WarehouseSchemaOperator
 
@@ -36,15 +36,9 @@ with DAG(
     catchup=False,  # past days are fetched on purpose: airflow backfill create (docs/fx_rates.md)
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=2),
-    default_args={
-        "owner": "data-engineering",
-        "retries": 3,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=15),
-        "execution_timeout": timedelta(minutes=10),
-        "on_failure_callback": [failure_notifier()],
-    },
+    default_args=task_defaults(
+        retry_delay=timedelta(minutes=1), max_retry_delay=timedelta(minutes=15), execution_timeout=timedelta(minutes=10)
+    ),
     tags=["fx", "warehouse", "http"],
     doc_md=__doc__,
     # Templates render to Python objects: the load receives the ingest's result as a dict.

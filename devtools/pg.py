@@ -183,3 +183,21 @@ def create_database(admin_url: str, dbname: str, *, exist_ok: bool = False) -> s
 def drop_database(admin_url: str, dbname: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+
+def airflow_connection(url: str, *, login: str | None = None, password: str | None = None) -> str:
+    """A PostgreSQL URL as an Airflow connection (the JSON form of ``AIRFLOW_CONN_<ID>``),
+    optionally as another role: the one way the stack, the benchmark and the tests make them."""
+    import json
+
+    u = urlsplit(url)
+    conn: dict[str, object] = {
+        "conn_type": "postgres",
+        "host": u.hostname,
+        "port": u.port or 5432,
+        "login": login or u.username,
+        "schema": u.path.lstrip("/"),
+    }
+    if password or u.password:
+        conn["password"] = password or u.password
+    return json.dumps(conn)

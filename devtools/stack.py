@@ -44,6 +44,7 @@ from pathlib import Path
 import psycopg
 
 from devtools.pg import LocalCluster, create_database, with_database
+from devtools.pg import airflow_connection as pg_airflow_connection
 from devtools.s3 import airflow_connection, create_buckets
 from include.config import VARIABLES
 
@@ -93,7 +94,7 @@ def start_postgres() -> str:
 
 def prepare_databases(admin: str) -> dict[str, str]:
     from devtools.totesys.generator import GeneratorSettings, generate
-    from include.ddl import cursor_index_ddl
+    from devtools.totesys.schema import cursor_index_ddl
 
     urls = {role: create_database(admin, name, exist_ok=True) for role, name in DATABASES.items()}
     with psycopg.connect(urls["totesys"]) as conn:
@@ -198,15 +199,6 @@ def stack_secrets() -> dict[str, str]:
     return values
 
 
-def pg_connection(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    u = urlsplit(url)
-    return json.dumps(
-        {"conn_type": "postgres", "host": u.hostname, "port": u.port, "login": u.username, "schema": u.path.lstrip("/")}
-    )
-
-
 def airflow_env(urls: dict[str, str]) -> dict[str, str]:
     keys = stack_secrets()
     home = STACK / "airflow"
@@ -239,8 +231,8 @@ def airflow_env(urls: dict[str, str]) -> dict[str, str]:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             # The configuration contract (README): the same names as on MWAA and in compose.
-            "AIRFLOW_CONN_TOTESYS_DB": pg_connection(urls["totesys"]),
-            "AIRFLOW_CONN_WAREHOUSE_DB": pg_connection(urls["warehouse"]),
+            "AIRFLOW_CONN_TOTESYS_DB": pg_airflow_connection(urls["totesys"]),
+            "AIRFLOW_CONN_WAREHOUSE_DB": pg_airflow_connection(urls["warehouse"]),
             "AIRFLOW_CONN_AWS_DEFAULT": airflow_connection(f"http://127.0.0.1:{S3_PORT}"),
             "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(
                 {"conn_type": "smtp", "host": "127.0.0.1", "port": SMTP_PORT, "extra": {"disable_tls": True, "disable_ssl": True}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from datetime import timedelta
 from typing import Any
 
 from include.config import SMTP_CONN_ID, variable_template
@@ -83,3 +84,17 @@ def quarantine_notifier(waiting: list[tuple[str, str, int, str, str]]) -> Any:
         '<p>Log: <a href="{{ ti.log_url }}">{{ ti.log_url }}</a></p>'
     )
     return failure_notifier(subject=f"[totes_etl] {total} row(s) quarantined in {{{{ run_id }}}}", html_content=body)
+
+
+def task_defaults(*, retry_delay: timedelta, max_retry_delay: timedelta, execution_timeout: timedelta) -> dict[str, Any]:
+    """The ``default_args`` of the project's DAGs: an owner, three retries with exponential
+    back-off, and the failure e-mail."""
+    return {
+        "owner": "data-engineering",
+        "retries": 3,
+        "retry_delay": retry_delay,
+        "retry_exponential_backoff": True,
+        "max_retry_delay": max_retry_delay,
+        "execution_timeout": execution_timeout,
+        "on_failure_callback": [failure_notifier()],
+    }

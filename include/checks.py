@@ -13,16 +13,23 @@ lookback) is not yet expected. Nothing here reads the clock: the run's interval 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from psycopg import sql
 
+from include import bookkeeping, quarantine
+from include.config import LOOKBACK
+from include.lake import to_naive_utc
 from include.registry import SOURCE, WAREHOUSE_TABLES, WarehouseTable
+from include.results import CheckResult, Run
 
 if TYPE_CHECKING:
     import psycopg
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,18 +42,8 @@ def _one(conn: psycopg.Connection, query: sql.Composable, params=None):
     return conn.execute(query, params).fetchone()[0]
 
 
-def _source_table(table: WarehouseTable) -> str:
-    return table.join.left if table.join else table.sources[0]
-
-
-def _quarantined_ids(wh: psycopg.Connection, schema: str, table: str) -> set[int]:
-    rows = wh.execute(
-        sql.SQL(
-            "SELECT DISTINCT source_id FROM {} WHERE table_name = %s AND resolved_at IS NULL AND source_id IS NOT NULL"
-        ).format(sql.Identifier(schema, "etl_quarantine")),
-        (table,),
-    )
-    return {r[0] for r in rows}
+class CheckFailed(Exception):
+    """The warehouse disagrees with the source: waiting does not heal it, a person must look."""
 
 
 def reconcile(
@@ -56,13 +53,13 @@ def reconcile(
     changes are checked version by version."""
     report = CheckReport()
     for table in WAREHOUSE_TABLES:
-        if table.name == "dim_date":
+        if table.kind == "calendar":  # no source rows of its own: the facts' foreign keys cover it
             continue
-        source = SOURCE[_source_table(table)]
+        source = SOURCE[table.source]
         key = sql.Identifier(source.primary_key)
-        wh_key = sql.Identifier(table.natural_id if table.kind == "fact" else table.primary_key)
+        wh_key = sql.Identifier(table.natural_id if table.is_fact else table.primary_key)
         target = sql.Identifier(schema, table.name)
-        waiting = _quarantined_ids(wh, schema, table.name)
+        waiting = quarantine.waiting_ids(wh, schema, table.name)
         expected = _one(
             src, sql.SQL("SELECT count(*) FROM {} WHERE created_at < %s").format(sql.Identifier(source.name)), (cutoff,)
         )
@@ -87,7 +84,7 @@ def reconcile(
         if recent:
             ids = [i for i, _ in recent]
             versions = [lu for _, lu in recent]
-            if table.kind == "fact":
+            if table.is_fact:
                 present = sql.SQL(
                     "SELECT count(*) FROM unnest(%s::int[], %s::timestamp[]) AS v(id, lu) WHERE EXISTS ("
                     "SELECT 1 FROM {t} t WHERE t.{k} = v.id AND t.last_updated_date = v.lu::date AND t.last_updated_time = v.lu::time)"
@@ -96,7 +93,7 @@ def reconcile(
                 present = sql.SQL(
                     "SELECT count(*) FROM unnest(%s::int[], %s::timestamp[]) AS v(id, lu) WHERE EXISTS ("
                     "SELECT 1 FROM {v} x WHERE x.dimension = {d} AND x.id = v.id AND x.version[1] >= v.lu)"
-                ).format(v=sql.Identifier(schema, "etl_dimension_version"), d=sql.Literal(table.name))
+                ).format(v=bookkeeping.table(schema, bookkeeping.DIMENSION_VERSION), d=sql.Literal(table.name))
             found = _one(wh, present, (ids, versions))
             figures["recent_versions"] = len(recent)
             if found < len(recent):
@@ -114,7 +111,7 @@ def reconcile(
         (schema,),
     ).fetchall()
     for table in WAREHOUSE_TABLES:
-        if table.kind != "fact":
+        if not table.is_fact:
             continue
         mine = [(kind, valid) for rel, kind, valid in rows if rel.split(".")[-1].strip('"') == table.name]
         fks = [valid for kind, valid in mine if kind == "f"]
@@ -130,12 +127,11 @@ def _check_join_partners(
 ) -> None:
     """A recent change to a joined row (an address) must have reached every dimension row built
     on it (each counterparty using it): their version's second element is at least as new."""
-    join = table.join
-    left, right = SOURCE[join.left], SOURCE[join.right]
+    left, right = SOURCE[table.source], SOURCE[table.join.table]
     pairs = src.execute(
         sql.SQL("SELECT l.{lk}, r.last_updated FROM {l} l JOIN {r} r ON l.{fk} = r.{rk} WHERE r.last_updated >= %s AND r.last_updated < %s").format(
             lk=sql.Identifier(left.primary_key), l=sql.Identifier(left.name), r=sql.Identifier(right.name),
-            fk=sql.Identifier(join.left_column), rk=sql.Identifier(right.primary_key),
+            fk=sql.Identifier(table.join.on), rk=sql.Identifier(right.primary_key),
         ),
         (recent_from, cutoff),
     ).fetchall()  # fmt: skip
@@ -147,7 +143,7 @@ def _check_join_partners(
         sql.SQL(
             "SELECT count(*) FROM unnest(%s::int[], %s::timestamp[]) AS v(id, lu) WHERE EXISTS ("
             "SELECT 1 FROM {v} x WHERE x.dimension = {d} AND x.id = v.id AND x.version[2] >= v.lu)"
-        ).format(v=sql.Identifier(schema, "etl_dimension_version"), d=sql.Literal(table.name)),
+        ).format(v=bookkeeping.table(schema, bookkeeping.DIMENSION_VERSION), d=sql.Literal(table.name)),
         ([i for i, _ in pairs], [lu for _, lu in pairs]),
     )
     if found < len(pairs):
@@ -165,7 +161,7 @@ def freshness(src: psycopg.Connection, wh: psycopg.Connection, schema: str, as_o
         wh.execute(
             sql.SQL(
                 "SELECT t.key, max(t.value::timestamp) FROM {} l, jsonb_each_text(l.source_max_last_updated) t GROUP BY t.key"
-            ).format(sql.Identifier(schema, "etl_load_log"))
+            ).format(bookkeeping.table(schema, bookkeeping.LOAD_LOG))
         ).fetchall()
     )
     for source in SOURCE.values():
@@ -185,13 +181,19 @@ def freshness(src: psycopg.Connection, wh: psycopg.Connection, schema: str, as_o
     return report
 
 
-def quarantined_in_run(wh: psycopg.Connection, schema: str, run_id: str) -> list[tuple[str, str, int, str, str]]:
-    """(table, stage, rows, reason, object key) of what this run quarantined and is still waiting."""
-    rows = wh.execute(
-        sql.SQL(
-            "SELECT table_name, stage, count(*), min(split_part(reason, ':', 1)), min(object_key) FROM {} "
-            "WHERE run_id = %s AND resolved_at IS NULL GROUP BY table_name, stage, split_part(reason, ':', 1) ORDER BY 1, 2"
-        ).format(sql.Identifier(schema, "etl_quarantine")),
-        (run_id,),
-    ).fetchall()
-    return [tuple(r) for r in rows]
+def run_check(check: str, src: psycopg.Connection, wh: psycopg.Connection, schema: str, run: Run) -> CheckResult:
+    """The check stage: ``reconcile`` or ``freshness`` for the run's interval (``src``: totesys,
+    ``wh``: the warehouse, both read-only). Logs every table's figures; raises CheckFailed naming
+    every problem."""
+    start, end = to_naive_utc(run.interval_start), to_naive_utc(run.interval_end)
+    if check == "reconcile":
+        report = reconcile(src, wh, schema, cutoff=end - LOOKBACK, recent_from=start - LOOKBACK)
+    elif check == "freshness":
+        report = freshness(src, wh, schema, as_of=end)
+    else:
+        raise ValueError(f"unknown check {check!r}")
+    for table, figures in report.figures.items():
+        log.info("%s %s: %s", check, table, figures)
+    if report.problems:
+        raise CheckFailed(f"{check} failed: " + "; ".join(report.problems))
+    return CheckResult(check=check, tables=len(report.figures))

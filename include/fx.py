@@ -14,25 +14,39 @@ the 8 decimals of fx_rate.units_per_gbp).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
+import pyarrow as pa
 from psycopg import sql
 
+from include import bookkeeping, quarantine
 from include.config import FX_MAX_RATE_AGE
-from include.registry import FX_BASE_CURRENCY, FX_RATE, WAREHOUSE
+from include.lake import Part, publish, quarantine_prefix, run_prefix
+from include.registry import CALENDAR, FX_BASE_CURRENCY, FX_RATE
+from include.results import FxIngestResult, FxLoadResult
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from typing import Any
 
     import psycopg
 
+    from include.lake import Lake
+
+log = logging.getLogger(__name__)
+
 LAKE_TABLE = "fx_rates"  # the key prefix in the ingestion bucket: fx_rates/date=<day>/run=<run>/
 RESPONSE_FILE = "response.json"
+# What a manifest says the answer holds: per currency, how many units one GBP buys.
+RESPONSE_SCHEMA = pa.schema(
+    [pa.field("currency_code", pa.string(), False), pa.field("units_per_gbp", pa.decimal128(18, 8), False)]
+)
 QUARANTINED_RESPONSE_FILE = "response.body"  # as received: it may not be JSON at all
 CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
 _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -50,6 +64,14 @@ class BadFxResponse(ValueError):
 
 class FxApiUnavailable(RuntimeError):
     """The API answered with a server error or asked us to slow down: worth retrying."""
+
+
+class FxAnswerRefused(Exception):
+    """The API's answer is quarantined and not loaded: retrying cannot help, the answer itself is wrong."""
+
+
+class NoRatesToFetch(Exception):
+    """dim_currency holds no currency but the base one: there is nothing to ask for."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +190,7 @@ def warehouse_currencies(conn: psycopg.Connection, schema: str) -> list[str]:
 def _dim_date_row(day: date) -> dict[str, object]:
     import pyarrow as pa
 
-    from include.transform import dim_date
+    from include.derive import dim_date
 
     return dim_date(pa.array([day], pa.date32())).to_pylist()[0]
 
@@ -180,9 +202,7 @@ def upsert_rates(
     the warehouse lacks it, then one INSERT ... ON CONFLICT for every dim_currency row whose code
     has a rate (the base currency at 1). A row whose values are already there is not touched, so
     a rerun writes nothing. Returns (rows for the day, rows inserted or changed)."""
-    from include.load import log_load
-
-    dim_date_table = WAREHOUSE["dim_date"]
+    dim_date_table = CALENDAR
     day_row = _dim_date_row(rates.day)
     codes = [rates.base, *sorted(rates.rates)]
     values = [Decimal(1), *(rates.rates[c] for c in sorted(rates.rates))]
@@ -225,5 +245,93 @@ def upsert_rates(
             {"day": rates.day, "rate_date": rates.rate_date, "source": source, "codes": codes, "values": values},
         )
         rows, written = cur.fetchone()
-        log_load(conn, schema, FX_RATE, run_id=run_id, manifest_key=manifest_key, source_max=None, staged=rows, written=written)
+        bookkeeping.log_load(
+            conn, schema, FX_RATE.name, run_id=run_id, manifest_key=manifest_key, source_max=None, staged=rows, written=written
+        )
     return rows, written
+
+
+# ------------------------------------------------------------------------------------------
+# The stages of totes_fx
+# ------------------------------------------------------------------------------------------
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+def ingest_fx_rates(
+    http: Any, wh: psycopg.Connection, lake: Lake, schema: str, *, day: date, run_id: str, timeout: float
+) -> FxIngestResult:
+    """Ask the rates API (``http``: the http provider's HttpHook for ``fx_api``) for ``day``'s
+    rates of every dim_currency currency against GBP, and keep the answer as it came in the
+    ingestion bucket (``fx_rates/date=<day>/run=<run>/response.json`` plus the manifest).
+
+    An answer that is not loadable (not HTTP 200, or refused by ``parse_rates``) is quarantined
+    (``response.body`` and ``reason.json``): FxApiUnavailable for a server error (5xx, 429), worth
+    retrying; FxAnswerRefused otherwise."""
+    symbols = [c for c in warehouse_currencies(wh, schema) if c != FX_BASE_CURRENCY]
+    if not symbols:
+        raise NoRatesToFetch(f"dim_currency holds no currency other than {FX_BASE_CURRENCY}: no rate to fetch")
+    # The status is judged below (a bad answer is quarantined, not just raised).
+    response = http.run(
+        endpoint=day.isoformat(),
+        data={"base": FX_BASE_CURRENCY, "symbols": ",".join(symbols)},
+        extra_options={"check_response": False, "timeout": timeout},
+    )
+    url, body = without_credentials(response.url), response.content
+    log.info("GET %s: HTTP %s, %d bytes", url, response.status_code, len(body))
+    prefix = run_prefix(LAKE_TABLE, _day_start(day), run_id)
+    refused_prefix = quarantine_prefix(LAKE_TABLE, _day_start(day), run_id)
+    try:
+        if response.status_code != 200:
+            raise BadFxResponse([f"HTTP {response.status_code} {response.reason or ''}".strip()])
+        rates = parse_rates(body, day=day, required=symbols)
+    except BadFxResponse as bad:
+        reason = {
+            "table": FX_RATE.name,
+            "day": day.isoformat(),
+            "url": url,
+            "status": response.status_code,
+            "content_type": response.headers.get("Content-Type"),
+            "problems": bad.problems,
+            "response_key": f"{refused_prefix}{QUARANTINED_RESPONSE_FILE}",
+        }
+        key = quarantine.store(lake, refused_prefix, QUARANTINED_RESPONSE_FILE, body, reason)
+        log.error("Rates for %s quarantined at s3://%s/%s: %s", day, lake.bucket, key, "; ".join(bad.problems))
+        lake.discard(prefix)  # nothing an earlier attempt of this run committed stays readable
+        message = (
+            f"The rates API's answer for {day} is not loaded: {bad}. It is quarantined at "
+            f"s3://{lake.bucket}/{key} (docs/fx_rates.md, 'Bad input')."
+        )
+        if response.status_code >= 500 or response.status_code == 429:
+            raise FxApiUnavailable(message + " A server error: Airflow retries the task while it has retries left.") from None
+        raise FxAnswerRefused(message + " Retrying cannot help: the answer itself is wrong.") from None
+
+    key = f"{prefix}{RESPONSE_FILE}"
+    lake.put_bytes(body, key)  # as received
+    window = {"day": day.isoformat(), "rate_date": rates.rate_date.isoformat()}
+    parts = [Part(key=key, rows=len(rates.rates))]
+    details = {"window": window, "mode": "http", "inputs": [url]}
+    manifest_key = publish(lake, prefix, parts, RESPONSE_SCHEMA, table=LAKE_TABLE, run_id=run_id, **details)
+    lake.discard(refused_prefix)  # an earlier attempt's server error, now answered properly
+    log.info(
+        "Rates of %s for %s (dated %s): %s", FX_BASE_CURRENCY, day, rates.rate_date,
+        ", ".join(f"{c} {v}" for c, v in sorted(rates.rates.items())),
+    )  # fmt: skip
+    return FxIngestResult(
+        day=day.isoformat(), rate_date=rates.rate_date.isoformat(), rates=len(rates.rates), manifest_key=manifest_key
+    )
+
+
+def load_fx_rates(conn: psycopg.Connection, lake: Lake, schema: str, ingested: FxIngestResult, *, run_id: str) -> FxLoadResult:
+    """Load the rates one run ingested into fx_rate, in one transaction (``upsert_rates``)."""
+    manifest = lake.read_manifest(ingested.manifest_key)
+    day = date.fromisoformat(manifest.window["day"])
+    # Checked again: what is loaded is exactly what the lake holds.
+    rates = parse_rates(lake.get_bytes(manifest.parts[0].key), day=day, required=())
+    rows, written = upsert_rates(
+        conn, schema, rates, source=manifest.inputs[0], run_id=run_id, manifest_key=ingested.manifest_key
+    )
+    log.info("fx_rate %s: %d currencies, %d row(s) inserted or changed", day, rows, written)
+    return FxLoadResult(day=day.isoformat(), rows=rows, written=written)

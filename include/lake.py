@@ -1,4 +1,4 @@
-"""The lake: object key layout, manifests, and the window each run extracts.
+"""The lake: object key layout, manifests (one writer: ``publish``), parquet parts, and bucket access.
 
 Key layout (both buckets, README "Key layout"):
 
@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -58,62 +58,6 @@ def to_naive_utc(value: datetime) -> datetime:
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value
-
-
-# ------------------------------------------------------------------------------------------
-# The window
-# ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Window:
-    """What one ingest reads: rows with ``last_updated >= start`` (all rows when ``start`` is
-    None: a snapshot), as they are when it reads them.
-
-    ``interval_end`` is the end of the run's data interval. The read is deliberately not cut at
-    it: a row changed after the interval end is read now and again by the next run (the load
-    keeps one copy), whereas cutting it off would hide the current version of a row that a
-    joined dimension needs (an address changed a minute after the interval end, pointed at by a
-    counterparty changed inside it).
-    """
-
-    start: datetime | None
-    interval_end: datetime
-
-    @property
-    def mode(self) -> str:
-        return "snapshot" if self.start is None else "incremental"
-
-    def as_dict(self) -> dict[str, str | None]:
-        return {"start": self.start.isoformat() if self.start else None, "interval_end": self.interval_end.isoformat()}
-
-
-def ingest_window(
-    *,
-    interval_start: datetime,
-    interval_end: datetime,
-    prev_success_end: datetime | None,
-    is_first_run: bool,
-    table_in_lake: bool,
-    full_refresh: bool,
-    lookback: timedelta,
-) -> Window:
-    """The window one ingest reads (README, "Window and lookback").
-
-    * A full snapshot on the first run of the DAG, when the lake holds nothing of the table (a
-      new table, an emptied bucket), or on request (``full_refresh``).
-    * Otherwise every row changed since the end of the previous *successful* run, minus the
-      lookback: a failed or skipped run leaves no gap, because the next run reaches back to the
-      last success; rows committed late (last_updated set before a slow commit) are read by the
-      next run as long as they commit within the lookback.
-    """
-    end = to_naive_utc(interval_end)
-    if full_refresh or is_first_run or not table_in_lake:
-        return Window(None, end)
-    start = to_naive_utc(interval_start)
-    if prev_success_end is not None:
-        start = min(start, to_naive_utc(prev_success_end))
-    return Window(start - lookback, end)
 
 
 # ------------------------------------------------------------------------------------------
@@ -158,6 +102,20 @@ class Manifest:
 
 def schema_description(schema: pa.Schema) -> list[dict[str, Any]]:
     return [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in schema]
+
+
+def publish(
+    lake: Lake, prefix: str, parts: list[Part], schema: pa.Schema, *, table: str, run_id: str, **details: Any
+) -> str | None:
+    """Commit what a task wrote under ``prefix``: the manifest listing ``parts`` of ``schema``
+    (with the ``details`` of Manifest: window, inputs...), or, when there are no parts, nothing
+    at all: whatever an earlier attempt of this run left there is removed. Returns the manifest key."""
+    if not parts:
+        lake.discard(prefix)
+        return None
+    rows = sum(p.rows for p in parts)
+    manifest = Manifest(table=table, run_id=run_id, rows=rows, parts=parts, columns=schema_description(schema), **details)
+    return lake.commit(prefix, manifest)
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,21 +1,21 @@
-"""Load processed parquet into the warehouse: COPY into a staging table, then one set-based merge.
+"""Load: processed parquet -> the warehouse, COPY into a staging table, then one set-based merge.
 
-Each table loads in one transaction (readers see all of a run's rows of it or none):
+``load_table`` is the stage. Each table loads in one transaction (readers see all of a run's
+rows of it or none), with the merge its kind calls for:
 
-* dimensions are upserted by key, and only with a version at least as new as the one already
+* a dimension is upserted by key, and only with a version at least as new as the one already
   loaded (``etl_dimension_version``): a late load (a backfill beside the schedule, a replay)
   never replaces a newer row with an older one;
-* dim_date rows are inserted once (their values never change);
-* facts are appended; the UNIQUE (natural id, last_updated_date, last_updated_time)
-  constraint with ON CONFLICT DO NOTHING means a version seen twice is stored once.
+* the calendar's rows are inserted once (their values never change);
+* a fact is appended; the UNIQUE (natural id, last_updated_date, last_updated_time) constraint
+  with ON CONFLICT DO NOTHING means a version seen twice is stored once.
 
 A fact row that points at a dimension row the warehouse does not have is not loaded and not
-dropped: it goes to ``etl_quarantine`` (and the quarantine bucket prefix) with the reason, and
-every later load of that fact table tries it again, so it loads as soon as its dimension row
-arrives. The check costs nothing in the normal case: the merge runs first inside a savepoint,
-and only a foreign-key violation sends the load down the path that finds the offending rows.
-A large fact load checks its foreign keys once per constraint rather than once per row
-(``_bulk_foreign_keys``).
+dropped: it goes to the quarantine with the reason (include.quarantine), and every later load of
+that fact table stages it again, so it loads as soon as its dimension row arrives. The check costs
+nothing in the normal case: the merge runs first inside a savepoint, and only a foreign-key
+violation sends the load down the path that finds the offending rows. A large fact load checks
+its foreign keys once per constraint rather than once per row (``_bulk_foreign_keys``).
 
 Loads of the same table are serialised by a transaction-scoped advisory lock. SQL is built from
 registry identifiers with psycopg's sql module; values are bound or COPYed.
@@ -24,21 +24,30 @@ registry identifiers with psycopg's sql module; values are bound or COPYed.
 from __future__ import annotations
 
 import json
+import logging
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from psycopg import sql
 
+from include import bookkeeping, quarantine
 from include.ddl import foreign_keys, version_constraint_name
+from include.derive import VERSION_COLUMN
+from include.lake import Lake, quarantine_prefix, read_parquet_batches
 from include.pgarrow import copy_in_batches
-from include.registry import ExtensionTable, WarehouseTable
-from include.transform import REASON_COLUMN, VERSION_COLUMN, is_versioned
+from include.registry import WarehouseTable
+from include.results import LoadResult, Run, TransformResult
 
 if TYPE_CHECKING:
-    import psycopg
+    from collections.abc import Mapping
+
+log = logging.getLogger(__name__)
 
 STAGE = "totes_stage"
 
@@ -47,19 +56,8 @@ STAGE = "totes_stage"
 BULK_MIN_ROWS = 50_000
 
 
-@dataclass(frozen=True)
-class LoadResult:
-    table: str
-    staged: int
-    written: int
-    rejected: int = 0  # rows quarantined by this load
-    replayed: int = 0  # quarantined rows of earlier runs that loaded now
-
-
-def _ident_list(names: Iterable[str], prefix: str | None = None) -> sql.Composable:
-    if prefix:
-        return sql.SQL(", ").join(sql.Identifier(prefix, n) for n in names)
-    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+def _idents(names: Iterable[str], prefix: str | None = None) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(prefix, n) if prefix else sql.Identifier(n) for n in names)
 
 
 def _versions_as_text(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -73,32 +71,39 @@ def _versions_as_text(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 def stage_ddl(schema: str, table: WarehouseTable) -> sql.Composable:
     return sql.SQL("CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {cols} FROM {target} WITH NO DATA").format(
-        stage=sql.Identifier(STAGE), cols=_ident_list(table.load_columns), target=sql.Identifier(schema, table.name)
+        stage=sql.Identifier(STAGE), cols=_idents(table.load_columns), target=sql.Identifier(schema, table.name)
     )
 
 
-def merge_sql(schema: str, table: WarehouseTable) -> sql.Composable:
-    """The statement that moves staged rows into the table; it returns the rows written."""
-    target = sql.Identifier(schema, table.name)
+# ------------------------------------------------------------------------------------------
+# The three merges: staged rows -> the table; each statement returns the rows written
+# ------------------------------------------------------------------------------------------
+
+
+def _insert(schema: str, table: WarehouseTable, conflict: sql.Composable) -> sql.Composable:
+    return sql.SQL(
+        "WITH written AS (INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage} "
+        "ON CONFLICT {conflict} DO NOTHING RETURNING 1) SELECT count(*) FROM written"
+    ).format(
+        target=sql.Identifier(schema, table.name),
+        cols=_idents(table.load_columns),
+        stage=sql.Identifier(STAGE),
+        conflict=conflict,
+    )
+
+
+def _append_versions(schema: str, table: WarehouseTable) -> sql.Composable:
+    # No DISTINCT: ON CONFLICT DO NOTHING also skips a second copy of a version within this
+    # same statement, so the staged rows need no sort.
+    return _insert(schema, table, sql.SQL("ON CONSTRAINT {}").format(sql.Identifier(version_constraint_name(table))))
+
+
+def _insert_new(schema: str, table: WarehouseTable) -> sql.Composable:
+    return _insert(schema, table, sql.SQL("({})").format(sql.Identifier(table.primary_key)))
+
+
+def _upsert_newer(schema: str, table: WarehouseTable) -> sql.Composable:
     cols = table.load_columns
-    if table.kind == "fact":
-        # No DISTINCT: ON CONFLICT DO NOTHING also skips a second copy of a version within this
-        # same statement, so the staged rows need no sort.
-        return sql.SQL(
-            "WITH written AS (INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage} "
-            "ON CONFLICT ON CONSTRAINT {uq} DO NOTHING RETURNING 1) SELECT count(*) FROM written"
-        ).format(
-            target=target,
-            cols=_ident_list(cols),
-            stage=sql.Identifier(STAGE),
-            uq=sql.Identifier(version_constraint_name(table)),
-        )
-    pk = sql.Identifier(table.primary_key)
-    if not is_versioned(table):  # dim_date
-        return sql.SQL(
-            "WITH written AS (INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage} "
-            "ON CONFLICT ({pk}) DO NOTHING RETURNING 1) SELECT count(*) FROM written"
-        ).format(target=target, cols=_ident_list(cols), pk=pk, stage=sql.Identifier(STAGE))
     non_key = [c for c in cols if c != table.primary_key]
     return sql.SQL(
         "WITH incoming AS ("
@@ -116,120 +121,29 @@ def merge_sql(schema: str, table: WarehouseTable) -> sql.Composable:
         "  ON CONFLICT (dimension, id) DO UPDATE SET version = EXCLUDED.version WHERE v.version < EXCLUDED.version"
         ") SELECT count(*) FROM upserted"
     ).format(
-        pk=pk,
-        cols=_ident_list(cols),
+        pk=sql.Identifier(table.primary_key),
+        cols=_idents(cols),
         ver=sql.Identifier(VERSION_COLUMN),
         stage=sql.Identifier(STAGE),
-        versions=sql.Identifier(schema, "etl_dimension_version"),
+        versions=bookkeeping.table(schema, bookkeeping.DIMENSION_VERSION),
         dim=sql.Literal(table.name),
-        target=target,
-        non_key=_ident_list(non_key),
-        excluded=_ident_list(non_key, "excluded"),
-        t_non_key=_ident_list(non_key, "t"),
+        target=sql.Identifier(schema, table.name),
+        non_key=_idents(non_key),
+        excluded=_idents(non_key, "excluded"),
+        t_non_key=_idents(non_key, "t"),
     )
 
 
-# ------------------------------------------------------------------------------------------
-# Quarantine of rows a fact table cannot take (missing dimension rows)
-# ------------------------------------------------------------------------------------------
+MERGES: Mapping[str, Callable[[str, WarehouseTable], sql.Composable]] = {
+    "fact": _append_versions,
+    "calendar": _insert_new,
+    "dimension": _upsert_newer,
+}
 
 
-def _replay_sql(schema: str, table: WarehouseTable) -> sql.Composable:
-    """Put the still-unresolved rows this table refused earlier back into the staging table."""
-    return sql.SQL(
-        "INSERT INTO {stage} SELECT r.* FROM {q} q, jsonb_populate_record(NULL::{stage}, q.row_data) r "
-        "WHERE q.table_name = %s AND q.stage = 'load' AND q.resolved_at IS NULL"
-    ).format(stage=sql.Identifier(STAGE), q=sql.Identifier(schema, "etl_quarantine"))
-
-
-def _reject_sql(schema: str, table: WarehouseTable) -> sql.Composable:
-    """Remove from the staging table the rows whose foreign keys have no dimension row; return
-    each as JSON with its reason."""
-    joins, reasons = [], []
-    for i, c in enumerate(c for c in table.columns if c.references):
-        alias = sql.Identifier(f"d{i}")
-        ref = c.references
-        joins.append(
-            sql.SQL("LEFT JOIN {dim} {a} ON {a}.{key} = s.{col}").format(
-                dim=sql.Identifier(schema, ref.table), a=alias, key=sql.Identifier(ref.column), col=sql.Identifier(c.name)
-            )
-        )
-        reasons.append(
-            sql.SQL("CASE WHEN {a}.{key} IS NULL THEN {msg} || s.{col}::text END").format(
-                a=alias,
-                key=sql.Identifier(ref.column),
-                col=sql.Identifier(c.name),
-                msg=sql.Literal(f"{c.name} has no {ref.table} row: "),
-            )
-        )
-    return sql.SQL(
-        "WITH bad AS (SELECT s.ctid AS row_ctid, concat_ws('; ', {reasons}) AS reason FROM {stage} s {joins}) "
-        "DELETE FROM {stage} s USING bad WHERE s.ctid = bad.row_ctid AND bad.reason <> '' "
-        "RETURNING to_jsonb(s) AS row_data, bad.reason"
-    ).format(reasons=sql.SQL(", ").join(reasons), stage=sql.Identifier(STAGE), joins=sql.SQL(" ").join(joins))
-
-
-def resolve_sql(schema: str, table: WarehouseTable) -> sql.Composable:
-    """Mark resolved the quarantined rows of this table that a newer (or the same) version of the
-    same source row has now reached."""
-    q = sql.Identifier(schema, "etl_quarantine")
-    if table.kind == "fact":
-        loaded = sql.SQL(
-            "EXISTS (SELECT 1 FROM {t} t WHERE t.{nid} = q.source_id AND t.last_updated_date + t.last_updated_time >= q.source_last_updated)"
-        ).format(t=sql.Identifier(schema, table.name), nid=sql.Identifier(table.natural_id))
-    elif is_versioned(table):
-        loaded = sql.SQL(
-            "EXISTS (SELECT 1 FROM {v} v WHERE v.dimension = q.table_name AND v.id = q.source_id AND v.version[1] >= q.source_last_updated)"
-        ).format(v=sql.Identifier(schema, "etl_dimension_version"))
-    else:
-        raise ValueError(f"{table.name} rows are never quarantined")
-    return sql.SQL(
-        "WITH resolved AS (UPDATE {q} q SET resolved_at = now(), resolved_by_run = %s "
-        "WHERE q.table_name = %s AND q.resolved_at IS NULL AND {loaded} RETURNING 1) SELECT count(*) FROM resolved"
-    ).format(q=q, loaded=loaded)
-
-
-def quarantine_rows(
-    conn: psycopg.Connection,
-    schema: str,
-    table: WarehouseTable,
-    *,
-    stage: str,
-    rows: list[tuple[dict, str]],
-    run_id: str,
-    object_key: str,
-) -> int:
-    """Record rejected rows (row as a dict, reason) in ``etl_quarantine``, in one statement; a row
-    already waiting there (same table, stage, id and version) is not recorded twice. Returns the
-    rows recorded.
-
-    ``stage`` "transform": source rows the transform refused (their source key and last_updated);
-    ``stage`` "load": warehouse fact rows the load refused (natural id, last_updated date + time).
-    """
-    if not rows:
-        return 0
-    key = table.natural_id if table.kind == "fact" else table.source_of(table.primary_key)
-    records = [
-        {
-            "source_id": row.get(key),
-            "version": f"{row['last_updated_date']} {row['last_updated_time']}" if stage == "load" else row.get("last_updated"),
-            "reason": reason,
-            "row_data": row,
-        }
-        for row, reason in rows
-    ]
-    q = sql.Identifier(schema, "etl_quarantine")
-    cur = conn.execute(
-        sql.SQL(
-            "INSERT INTO {q} (table_name, stage, source_id, source_last_updated, reason, row_data, run_id, object_key) "
-            "SELECT DISTINCT ON (x.source_id, x.version) %(table)s::varchar, %(stage)s::varchar, x.source_id, x.version, x.reason, x.row_data, %(run)s, %(key)s "
-            "FROM jsonb_to_recordset(%(records)s::jsonb) AS x(source_id integer, version timestamp(3), reason text, row_data jsonb) "
-            "WHERE NOT EXISTS (SELECT 1 FROM {q} w WHERE w.table_name = %(table)s::varchar AND w.stage = %(stage)s::varchar AND w.resolved_at IS NULL "
-            "AND w.source_id IS NOT DISTINCT FROM x.source_id AND w.source_last_updated IS NOT DISTINCT FROM x.version)"
-        ).format(q=q),
-        {"table": table.name, "stage": stage, "run": run_id, "key": object_key, "records": json.dumps(records, default=str)},
-    )
-    return cur.rowcount
+def merge_sql(schema: str, table: WarehouseTable) -> sql.Composable:
+    """The statement that moves staged rows into the table; it returns the rows written."""
+    return MERGES[table.kind](schema, table)
 
 
 # ------------------------------------------------------------------------------------------
@@ -238,13 +152,13 @@ def quarantine_rows(
 #
 # PostgreSQL checks a foreign key with one index lookup and row lock per inserted row and
 # constraint: a fact row has up to eight, which held the merge of a large fact load (an initial
-# load, a full refresh, a catch-up) to about a tenth of COPY's speed (README, "Performance"). For such loads the
-# merge drops the table's foreign keys, inserts, and adds them back in the same transaction:
-# adding a foreign key checks every row in one set-based join. The constraints are the registry's
-# own, recreated under the same names; if any row lacks its dimension row, adding it back fails
-# with the same ForeignKeyViolation as the per-row check, the savepoint undoes the drop, and the
-# load takes the quarantine path. Readers of the fact table wait for the commit (ALTER TABLE
-# locks it), they never see it without its rows or its constraints.
+# load, a full refresh, a catch-up) to about a tenth of COPY's speed (README, "Performance"). For
+# such loads the merge drops the table's foreign keys, inserts, and adds them back in the same
+# transaction: adding a foreign key checks every row in one set-based join. The constraints are
+# the registry's own, recreated under the same names; if any row lacks its dimension row, adding
+# it back fails with the same ForeignKeyViolation as the per-row check, the savepoint undoes the
+# drop, and the load takes the quarantine path. Readers of the fact table wait for the commit
+# (ALTER TABLE locks it), they never see it without its rows or its constraints.
 
 
 def _bulk_foreign_keys(cur: psycopg.Cursor, schema: str, table: WarehouseTable, staged: int) -> dict[str, sql.Composable]:
@@ -252,7 +166,7 @@ def _bulk_foreign_keys(cur: psycopg.Cursor, schema: str, table: WarehouseTable, 
     are cheaper or not ours to change (the table has other constraints than the registry's, or
     the role does not own it)."""
     fks = foreign_keys(schema, table)
-    if table.kind != "fact" or not fks or staged < BULK_MIN_ROWS:
+    if not table.is_fact or not fks or staged < BULK_MIN_ROWS:
         return {}
     cur.execute(
         "SELECT pg_has_role(c.relowner, 'USAGE'), greatest(c.reltuples, 0)::bigint, "
@@ -267,27 +181,25 @@ def _bulk_foreign_keys(cur: psycopg.Cursor, schema: str, table: WarehouseTable, 
 
 
 def _drop_foreign_keys(cur: psycopg.Cursor, schema: str, table: WarehouseTable, fks: dict[str, sql.Composable]) -> None:
-    target = sql.Identifier(schema, table.name)
     # The dimension tables in one fixed order, so that two fact loads never wait for each other
     # in opposite orders (ADD FOREIGN KEY takes a SHARE ROW EXCLUSIVE lock on each).
-    dims = sorted({c.references.table for c in table.columns if c.references})
+    dims = sorted(set(table.references))
     cur.execute(
         sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(sql.SQL(", ").join(sql.Identifier(schema, d) for d in dims))
     )
-    cur.execute(
-        sql.SQL("ALTER TABLE {} {}").format(
-            target, sql.SQL(", ").join(sql.SQL("DROP CONSTRAINT {}").format(sql.Identifier(n)) for n in fks)
-        )
-    )
+    drops = sql.SQL(", ").join(sql.SQL("DROP CONSTRAINT {}").format(sql.Identifier(n)) for n in fks)
+    cur.execute(sql.SQL("ALTER TABLE {} {}").format(sql.Identifier(schema, table.name), drops))
 
 
 def _add_foreign_keys(cur: psycopg.Cursor, schema: str, table: WarehouseTable, fks: dict[str, sql.Composable]) -> None:
     # One ALTER TABLE for all of them: PostgreSQL validates each with one query over the table.
-    cur.execute(
-        sql.SQL("ALTER TABLE {} {}").format(
-            sql.Identifier(schema, table.name), sql.SQL(", ").join(sql.SQL("ADD {}").format(fk) for fk in fks.values())
-        )
-    )
+    adds = sql.SQL(", ").join(sql.SQL("ADD {}").format(fk) for fk in fks.values())
+    cur.execute(sql.SQL("ALTER TABLE {} {}").format(sql.Identifier(schema, table.name), adds))
+
+
+# ------------------------------------------------------------------------------------------
+# One table's load
+# ------------------------------------------------------------------------------------------
 
 
 def load_batches(
@@ -307,28 +219,24 @@ def load_batches(
     stored them (the quarantine object key); it runs before the commit, so a failure to store
     them rolls the whole load back.
     """
-    versioned = is_versioned(table)
-    stage_columns = list(table.load_columns) + ([VERSION_COLUMN] if versioned else [])
+    stage = sql.Identifier(STAGE)
+    stage_columns = list(table.load_columns) + ([VERSION_COLUMN] if table.versioned else [])
 
     def prepared() -> Iterator[pa.RecordBatch]:
         for b in batches:
-            yield _versions_as_text(b) if versioned else b
-
-    import psycopg
+            yield _versions_as_text(b) if table.versioned else b
 
     rejected = replayed = 0
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"totes_etl.load.{schema}.{table.name}",))
         cur.execute(stage_ddl(schema, table))
-        if versioned:
+        if table.versioned:
             cur.execute(
-                sql.SQL("ALTER TABLE {} ADD COLUMN {} timestamp(3)[] NOT NULL").format(
-                    sql.Identifier(STAGE), sql.Identifier(VERSION_COLUMN)
-                )
+                sql.SQL("ALTER TABLE {} ADD COLUMN {} timestamp(3)[] NOT NULL").format(stage, sql.Identifier(VERSION_COLUMN))
             )
-        staged = copy_in_batches(cur, sql.Identifier(STAGE), stage_columns, prepared())
-        if table.kind == "fact":
-            cur.execute(_replay_sql(schema, table), (table.name,))
+        staged = copy_in_batches(cur, stage, stage_columns, prepared())
+        if table.is_fact:  # what waits for a dimension row is tried again
+            cur.execute(quarantine.replay_sql(schema, table, stage), (table.name,))
             replayed = cur.rowcount
         bulk_fks = _bulk_foreign_keys(cur, schema, table, staged + replayed)
         try:
@@ -340,20 +248,20 @@ def load_batches(
                 if bulk_fks:
                     _add_foreign_keys(cur, schema, table, bulk_fks)
         except psycopg.errors.ForeignKeyViolation:
-            if table.kind != "fact":
+            if not table.is_fact:
                 raise
-            cur.execute(_reject_sql(schema, table))
+            cur.execute(quarantine.refuse_orphans_sql(schema, table, stage))
             refused = [(row, reason) for row, reason in cur.fetchall()]
             key = on_rejects(refused) if on_rejects else "(not stored)"
-            rejected = quarantine_rows(conn, schema, table, stage="load", rows=refused, run_id=run_id, object_key=key)
+            rejected = quarantine.record(conn, schema, table, stage="load", rows=refused, run_id=run_id, object_key=key)
             cur.execute(merge_sql(schema, table))
             written = cur.fetchone()[0]
-        if table.kind == "fact" or versioned:
-            cur.execute(resolve_sql(schema, table), (run_id, table.name))
-        log_load(
+        if table.kind != "calendar":  # a calendar row is never quarantined
+            cur.execute(quarantine.resolve_sql(schema, table), (run_id, table.name))
+        bookkeeping.log_load(
             conn,
             schema,
-            table,
+            table.name,
             run_id=run_id,
             manifest_key=manifest_key,
             source_max=source_max,
@@ -364,29 +272,52 @@ def load_batches(
     return LoadResult(table.name, staged, written, rejected, replayed)
 
 
-def log_load(
-    conn: psycopg.Connection,
-    schema: str,
-    table: WarehouseTable | ExtensionTable,
-    *,
-    run_id: str,
-    manifest_key: str,
-    source_max: dict[str, str] | None,
-    staged: int = 0,
-    written: int = 0,
-    rejected: int = 0,
-) -> None:
-    """One etl_load_log row: what a run did to a table, and the newest source change it handled."""
-    conn.execute(
-        sql.SQL(
-            "INSERT INTO {} (table_name, run_id, manifest_key, rows_staged, rows_written, rows_rejected, source_max_last_updated) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)"
-        ).format(sql.Identifier(schema, "etl_load_log")),
-        (table.name, run_id, manifest_key, staged, written, rejected, json.dumps(source_max or {})),
-    )
+def load_table(
+    conn: psycopg.Connection, lake: Lake, schema: str, table: WarehouseTable, transformed: TransformResult, run: Run
+) -> LoadResult:
+    """Load what ``transformed`` committed to the processed bucket (``lake``) into the warehouse
+    (``conn``), and record the rows its transform quarantined in ``etl_quarantine``."""
+    key, rejects_key = transformed.manifest_key, transformed.quarantine_key
+    if not key and not rejects_key:
+        log.info("Nothing to load into %s", table.name)
+        return LoadResult(table.name)
+    refused_prefix = quarantine_prefix(table.name, run.interval_end, run.run_id)
 
+    def store_refused(rows: list[tuple[dict, str]]) -> str:
+        lines = (json.dumps({"reason": reason, "row": row}, default=str) for row, reason in rows)
+        log.warning("%s refused %d row(s) (missing dimension rows)", table.name, len(rows))
+        return quarantine.store(lake, refused_prefix, "load-rejects.jsonl", "\n".join(lines).encode() + b"\n")
 
-def rows_with_reasons(rejected: pa.Table) -> list[tuple[dict, str]]:
-    """Transform rejects (source rows plus ``_reason``) as (row, reason) pairs."""
-    rows = rejected.drop_columns([REASON_COLUMN]).to_pylist()
-    return list(zip(rows, rejected[REASON_COLUMN].to_pylist(), strict=True))
+    recorded = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        if rejects_key:
+            lake.download(rejects_key, f"{tmp}/rejects.parquet")
+            rows = quarantine.rows_with_reasons(pq.read_table(f"{tmp}/rejects.parquet"))
+            with conn.transaction():
+                recorded = quarantine.record(
+                    conn, schema, table, stage="transform", rows=rows, run_id=run.run_id, object_key=rejects_key
+                )
+            log.warning("%s: %d row(s) quarantined by the transform recorded in etl_quarantine", table.name, recorded)
+        if not key:
+            with conn.transaction():
+                bookkeeping.log_load(
+                    conn, schema, table.name, run_id=run.run_id, manifest_key=rejects_key, source_max=transformed.source_max
+                )
+            return LoadResult(table.name, rejected=recorded)
+        manifest = lake.read_manifest(key)
+        batches = (b for path in lake.iter_parts(manifest, tmp) for b in read_parquet_batches(path))
+        loaded = load_batches(
+            conn,
+            schema,
+            table,
+            batches,
+            run_id=run.run_id,
+            manifest_key=key,
+            source_max=manifest.source_max,
+            on_rejects=store_refused,
+        )
+    log.info(
+        "%s: staged %d rows (+%d waiting in quarantine), wrote %d, refused %d",
+        table.name, loaded.staged, loaded.replayed, loaded.written, loaded.rejected,
+    )  # fmt: skip
+    return replace(loaded, rejected=loaded.rejected + recorded)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from include.registry import Column
+from include.registry import Column, SqlType
 
 if TYPE_CHECKING:
     import psycopg
@@ -31,29 +31,20 @@ if TYPE_CHECKING:
 DEFAULT_BATCH_ROWS = 100_000
 
 
-def arrow_type(sql_type: str) -> pa.DataType:
-    """The Arrow type that holds a PostgreSQL column type without loss."""
-    t = sql_type.lower()
-    if t in ("integer", "serial"):
+def arrow_type(sql_type: SqlType) -> pa.DataType:
+    """The Arrow type that holds a registry SQL type without loss (enums travel as their labels)."""
+    if sql_type.base in ("integer", "serial"):
         return pa.int32()
-    if t.startswith("numeric("):
-        precision, scale = (int(x) for x in t[len("numeric(") : -1].split(","))
-        return pa.decimal128(precision, scale)
-    if t == "timestamp(3)":
-        return pa.timestamp("ms")
-    if t == "boolean":
-        return pa.bool_()
-    if t == "date":
-        return pa.date32()
-    if t == "time":
-        return pa.time64("us")
-    if t in ("text", "varchar") or t.startswith("varchar(") or t.startswith('"'):
-        return pa.string()  # enums travel as their labels
-    raise ValueError(f"no Arrow type for SQL type {sql_type!r}")
+    if sql_type.base == "numeric":
+        return pa.decimal128(*sql_type.args)
+    if sql_type.base == "timestamp":
+        return pa.timestamp("ms")  # timestamp(3): milliseconds
+    return {"boolean": pa.bool_(), "date": pa.date32(), "time": pa.time64("us")}.get(sql_type.base, pa.string())
 
 
 def arrow_schema(columns: Iterable[Column]) -> pa.Schema:
-    return pa.schema([pa.field(c.name, arrow_type(c.sql_type), nullable=c.nullable) for c in columns])
+    """The Arrow schema of registry columns."""
+    return pa.schema([pa.field(c.name, arrow_type(c.type), nullable=c.nullable) for c in columns])
 
 
 class _Stopped(Exception):

@@ -1,84 +1,153 @@
 """The one place that declares every table: the totesys source and the warehouse star schema.
 
-Everything else reads this module: the DDL of both databases (include.ddl), the data contract
-that ingest checks against the live source, the arrow schemas of the lake, the transform and
-load of each warehouse table, and the shape of the DAG (which ingests feed which transforms,
-which dimensions a fact references). The declarations follow ../shared/spec/totesys.md.
+Everything else reads this module: the warehouse DDL (include.ddl), the data contract that ingest
+checks against the live source, the Arrow schemas of the lake, the transform and load of each
+warehouse table, the checks, and the shape of the DAG (which ingests feed which transforms, which
+dimensions a fact references). The declarations follow ../shared/spec/totesys.md.
+
+Declarations are typed values: a column's SQL type is a ``SqlType`` (its DDL and how
+information_schema describes it; include.pgarrow maps it to Arrow), and where a warehouse column comes from is a
+``Derivation`` such as ``DateOf("created_at")`` or ``Joined("address", "city")``, evaluated by
+include.transform. A warehouse table's whole path is its declaration: its kind, the source table
+its rows come from (and the one joined in), and each column with its derivation.
+
+What only the development tools need (the totesys DDL: serial keys, unique indexes, the source's
+foreign keys, enum labels) lives in devtools/totesys/schema.py.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import string
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
 # --------------------------------------------------------------------------------------------
-# Columns
+# SQL types
 # --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class ForeignKey:
-    table: str
+class SqlType:
+    """A PostgreSQL column type: ``base`` with its ``args`` (``numeric`` (10, 2)), or an enum type."""
+
+    base: Literal["integer", "serial", "text", "varchar", "numeric", "timestamp", "boolean", "date", "time", "enum"]
+    args: tuple[int, ...] = ()
+    enum: str | None = None  # the enum type's name (a quoted identifier in SQL)
+
+    @property
+    def ddl(self) -> str:
+        """The type as DDL writes it (an enum: its quoted name)."""
+        if self.enum:
+            return f'"{self.enum}"'
+        return self.base + (f"({','.join(map(str, self.args))})" if self.args else "")
+
+    def information_schema(self) -> dict[str, object]:
+        """How information_schema.columns describes a column of this type (the data contract)."""
+        if self.enum:
+            return {"data_type": "USER-DEFINED", "udt_name": self.enum}
+        if self.base == "varchar":
+            return {"data_type": "character varying", "char_length": self.args[0] if self.args else None}
+        if self.base == "numeric":
+            return {"data_type": "numeric", "numeric_precision": self.args[0], "numeric_scale": self.args[1]}
+        if self.base == "timestamp":
+            return {"data_type": "timestamp without time zone", "datetime_precision": self.args[0]}
+        if self.base == "time":
+            return {"data_type": "time without time zone"}
+        return {"data_type": "integer" if self.base == "serial" else self.base}
+
+
+INTEGER = SqlType("integer")
+SERIAL = SqlType("serial")  # an integer key fed by its own sequence
+TEXT = SqlType("text")
+VARCHAR = SqlType("varchar")
+BOOLEAN = SqlType("boolean")
+DATE = SqlType("date")
+TIME = SqlType("time")
+TIMESTAMP_MS = SqlType("timestamp", (3,))
+
+
+def varchar(length: int) -> SqlType:
+    return SqlType("varchar", (length,))
+
+
+def numeric(precision: int, scale: int) -> SqlType:
+    return SqlType("numeric", (precision, scale))
+
+
+def enum(name: str) -> SqlType:
+    return SqlType("enum", enum=name)
+
+
+# --------------------------------------------------------------------------------------------
+# Where a warehouse column comes from
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """A warehouse column computed from one source column: ``column`` of ``table`` (None: the
+    warehouse table's own source). The subclass says how; include.transform evaluates it."""
+
     column: str
-    on_delete: Literal["RESTRICT", "SET NULL", "CASCADE", "NO ACTION"] = "RESTRICT"
-    on_update: Literal["RESTRICT", "SET NULL", "CASCADE", "NO ACTION"] = "CASCADE"
+    table: str | None = None
+
+
+class Col(Derivation):
+    """The source column as it is (under the warehouse column's name)."""
+
+
+class DateOf(Derivation):
+    """The date of a timestamp."""
+
+
+class TimeOf(Derivation):
+    """The time of day of a timestamp."""
+
+
+class TextDate(Derivation):
+    """A ``YYYY-MM-DD`` text column as a date (anything else is quarantined)."""
+
+
+class CurrencyName(Derivation):
+    """The ISO 4217 English name of a currency code (an unknown code is quarantined)."""
+
+
+def Joined(table: str, column: str) -> Col:
+    """A column of the table joined in (``Joined("address", "city")``)."""
+    return Col(column, table)
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Column:
-    """A column as the database declares it.
-
-    ``sql_type`` is the type exactly as written in DDL (``integer``, ``text``, ``varchar(3)``,
-    ``numeric(10,2)``, ``timestamp(3)``, ``boolean``, ``date``, ``time``, ``varchar``, or a quoted
-    enum type name). ``serial`` marks an integer key fed by its own sequence.
-    """
+    """A column as the database declares it; for the warehouse also where it comes from
+    (``derive``, default: the source column of the same name) and the warehouse table whose
+    primary key it holds (``references``)."""
 
     name: str
-    sql_type: str
+    type: SqlType
     nullable: bool = False
-    serial: bool = False
-    references: ForeignKey | None = None
-    unique: bool = False
+    references: str | None = None
+    derive: Derivation | None = None
 
-
-def _pk(name: str) -> Column:
-    return Column(name, "integer", serial=True)
-
-
-def _fk(name: str, table: str, *, nullable: bool = False, on_delete: str = "RESTRICT", unique: bool = False) -> Column:
-    """An integer foreign key to ``table``'s ``<table>_id`` (ON UPDATE CASCADE, as in totesys)."""
-    ref = ForeignKey(table, f"{table}_id", on_delete=on_delete)  # type: ignore[arg-type]
-    return Column(name, "integer", nullable=nullable, references=ref, unique=unique)
-
-
-CREATED_AT = Column("created_at", "timestamp(3)")  # NOT NULL DEFAULT CURRENT_TIMESTAMP in the source
-LAST_UPDATED = Column("last_updated", "timestamp(3)")  # NOT NULL, set by the application
-
-
-def _text(name: str, *, nullable: bool = False) -> Column:
-    return Column(name, "text", nullable=nullable)
-
-
-# --------------------------------------------------------------------------------------------
-# Source: totesys
-# --------------------------------------------------------------------------------------------
-
-ENUM_TYPES: dict[str, tuple[str, ...]] = {
-    "PaymentTypeName": ("SALES_RECEIPT", "SALES_REFUND", "PURCHASE_PAYMENT", "PURCHASE_REFUND"),
-    "TransactionType": ("SALE", "PURCHASE"),
-}
+    @property
+    def serial(self) -> bool:
+        return self.type == SERIAL
 
 
 @dataclass(frozen=True)
 class SourceTable:
-    """A totesys table: its columns in their real order, its key and its change cursor."""
+    """A totesys table: its columns in their real order. Its key is ``<table>_id``; the
+    application sets ``last_updated`` on every insert and update, and incremental ingest reads by it."""
 
     name: str
     columns: tuple[Column, ...]
-    # The application sets last_updated on every insert and update; incremental ingest reads by it.
     cursor_column: str = "last_updated"
 
     @property
@@ -89,191 +158,51 @@ class SourceTable:
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
-    def column(self, name: str) -> Column:
-        for c in self.columns:
-            if c.name == name:
-                return c
-        raise KeyError(f"{self.name} has no column {name!r}")
-
-
-def _source(name: str, *columns: Column) -> SourceTable:
-    return SourceTable(name, columns)
-
-
-def _addr_fk(name: str) -> Column:
-    return _fk(name, "address")
-
-
-# Declared in the order the spec lists the source tables; creation order (for foreign keys) is
-# resolved by include.ddl, not by this order.
-SOURCE_TABLES: tuple[SourceTable, ...] = (
-    _source(
-        "counterparty",
-        _pk("counterparty_id"),
-        _text("counterparty_legal_name"),
-        _addr_fk("legal_address_id"),
-        _text("commercial_contact", nullable=True),
-        _text("delivery_contact", nullable=True),
-        CREATED_AT,
-        LAST_UPDATED,
-    ),
-    _source(
-        "currency",
-        _pk("currency_id"),
-        Column("currency_code", "varchar(3)"),
-        CREATED_AT,
-        LAST_UPDATED,
-    ),
-    _source(
-        "department",
-        _pk("department_id"),
-        _text("department_name"),
-        _text("location", nullable=True),
-        _text("manager", nullable=True),
-        CREATED_AT,
-        LAST_UPDATED,
-    ),
-    _source(
-        "design",
-        _pk("design_id"),
-        CREATED_AT,
-        _text("design_name"),
-        _text("file_location"),
-        _text("file_name"),
-        LAST_UPDATED,
-    ),
-    _source(
-        "staff",
-        _pk("staff_id"),
-        _text("first_name"),
-        _text("last_name"),
-        _fk("department_id", "department"),
-        _text("email_address"),
-        CREATED_AT,
-        LAST_UPDATED,
-    ),
-    _source(
-        "sales_order",
-        _pk("sales_order_id"),
-        CREATED_AT,
-        LAST_UPDATED,
-        _fk("design_id", "design"),
-        _fk("staff_id", "staff"),
-        _fk("counterparty_id", "counterparty"),
-        Column("units_sold", "integer"),
-        Column("unit_price", "numeric(10,2)"),
-        _fk("currency_id", "currency"),
-        _text("agreed_delivery_date"),
-        _text("agreed_payment_date"),
-        _addr_fk("agreed_delivery_location_id"),
-    ),
-    _source(
-        "address",
-        _pk("address_id"),
-        _text("address_line_1"),
-        _text("address_line_2", nullable=True),
-        _text("district", nullable=True),
-        _text("city"),
-        _text("postal_code"),
-        _text("country"),
-        _text("phone"),
-        CREATED_AT,
-        LAST_UPDATED,
-    ),
-    _source(
-        "payment",
-        _pk("payment_id"),
-        CREATED_AT,
-        LAST_UPDATED,
-        _fk("transaction_id", "transaction", unique=True),
-        _fk("counterparty_id", "counterparty"),
-        Column("payment_amount", "numeric(10,2)"),
-        _fk("currency_id", "currency"),
-        _fk("payment_type_id", "payment_type"),
-        Column("paid", "boolean"),
-        _text("payment_date"),
-        Column("company_ac_number", "integer"),
-        Column("counterparty_ac_number", "integer"),
-    ),
-    _source(
-        "purchase_order",
-        _pk("purchase_order_id"),
-        CREATED_AT,
-        LAST_UPDATED,
-        _fk("staff_id", "staff"),
-        _fk("counterparty_id", "counterparty"),
-        _text("item_code"),
-        Column("item_quantity", "integer"),
-        Column("item_unit_price", "numeric(10,2)"),
-        _fk("currency_id", "currency"),
-        _text("agreed_delivery_date"),
-        _text("agreed_payment_date"),
-        _addr_fk("agreed_delivery_location_id"),
-    ),
-    _source(
-        "payment_type",
-        _pk("payment_type_id"),
-        Column("payment_type_name", '"PaymentTypeName"'),
-        CREATED_AT,
-        LAST_UPDATED,
-    ),
-    _source(
-        "transaction",
-        _pk("transaction_id"),
-        Column("transaction_type", '"TransactionType"'),
-        _fk("sales_order_id", "sales_order", nullable=True, on_delete="SET NULL", unique=True),
-        _fk("purchase_order_id", "purchase_order", nullable=True, on_delete="SET NULL", unique=True),
-        CREATED_AT,
-        LAST_UPDATED,
-    ),
-)
-
-SOURCE: dict[str, SourceTable] = {t.name: t for t in SOURCE_TABLES}
-
-
-# --------------------------------------------------------------------------------------------
-# Warehouse: three overlapping star schemas
-# --------------------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
-class JoinSpec:
-    """A dimension built from a source table joined to another one by a foreign key.
+class Join:
+    """The source table joined into a dimension, through the foreign key ``on`` of the
+    dimension's own source. A change to a joined row must reach every row built on it."""
 
-    A change on either side must reach the dimension: when a ``right`` row changes, every
-    ``left`` row pointing at it is rebuilt.
-    """
+    table: str
+    on: str
 
-    left: str  # the table whose key is the dimension key (counterparty, staff)
-    right: str  # the table joined in (address, department)
-    left_column: str  # the foreign key on the left (legal_address_id, department_id)
+
+Kind = Literal["calendar", "dimension", "fact"]
 
 
 @dataclass(frozen=True)
 class WarehouseTable:
+    """A warehouse table and how it is built.
+
+    * ``dimension``: one row per row of ``source`` (with ``join`` joined in), upserted, never to
+      an older version;
+    * ``fact``: one row per version of a ``source`` row, (natural id, last_updated_date,
+      last_updated_time) UNIQUE, appended;
+    * ``calendar``: dim_date, one row per date that any fact refers to (what it reads is
+      computed from the facts' date columns), inserted once.
+    """
+
     name: str
-    kind: Literal["dimension", "fact"]
+    kind: Kind
     columns: tuple[Column, ...]
-    # Source tables whose ingested rows the transform reads.
-    sources: tuple[str, ...]
-    # For facts: the natural id of the source row; (natural id, last_updated_date,
-    # last_updated_time) identifies one version and is UNIQUE.
-    natural_id: str | None = None
-    join: JoinSpec | None = None
-    # Extra DDL names a view over the table (the spec's compatibility view).
+    source: str | None = None
+    join: Join | None = None
+    # The spec's compatibility name for the table, as a view over it.
     compatibility_view: str | None = None
-    # Where each column comes from, when it is not the source column of the same name:
-    #   "col"              a column of the (left) source table
-    #   "table.col"        a column of the joined (right) table
-    #   "date(col)"        the date of a timestamp; "time(col)" its time of day
-    #   "text_date(col)"   a YYYY-MM-DD text column as a date
-    #   "iso4217_name(col)"  the ISO 4217 English name of a currency code
-    # include.transform evaluates these; dim_date is computed from the facts' dates instead.
-    derive: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def primary_key(self) -> str:
         return self.columns[0].name
+
+    @property
+    def is_fact(self) -> bool:
+        return self.kind == "fact"
+
+    @property
+    def versioned(self) -> bool:
+        """Dimensions carry the source versions each row was built from (a calendar row never changes)."""
+        return self.kind == "dimension"
 
     @cached_property
     def column_names(self) -> tuple[str, ...]:
@@ -284,246 +213,217 @@ class WarehouseTable:
         """Columns the pipeline writes: all but a fact's serial surrogate key."""
         return tuple(c.name for c in self.columns if not c.serial)
 
-    def source_of(self, column: str) -> str:
-        return self.derive.get(column, column)
+    def derivation(self, column: Column) -> Derivation:
+        return column.derive or Col(column.name)
+
+    def input_of(self, column: Column) -> tuple[str, str]:
+        """(source table, source column) a warehouse column is computed from."""
+        d = self.derivation(column)
+        return (d.table or self.source, d.column)
+
+    @cached_property
+    def sources(self) -> tuple[str, ...]:
+        """Source tables whose ingested rows the transform reads."""
+        if self.kind == "calendar":
+            return tuple(calendar_inputs())
+        return (self.source, self.join.table) if self.join else (self.source,)
+
+    @property
+    def natural_id(self) -> str:
+        """A fact's id of its source row (the source's primary key, under the same name)."""
+        return SOURCE[self.source].primary_key
+
+    @property
+    def source_key(self) -> str:
+        """The source column the table's key comes from (location_id <- address_id)."""
+        return self.natural_id if self.is_fact else self.input_of(self.columns[0])[1]
 
     @property
     def version_key(self) -> tuple[str, ...]:
-        if self.kind != "fact":
+        if not self.is_fact:
             return (self.primary_key,)
-        return (self.natural_id, "last_updated_date", "last_updated_time")
+        return (self.natural_id, *FACT_VERSION_COLUMNS)
 
     @cached_property
     def references(self) -> tuple[str, ...]:
         """Warehouse tables this one has foreign keys to, in column order, without repeats."""
-        seen: list[str] = []
-        for c in self.columns:
-            if c.references and c.references.table not in seen and c.references.table != self.name:
-                seen.append(c.references.table)
-        return tuple(seen)
+        return tuple(dict.fromkeys(c.references for c in self.columns if c.references and c.references != self.name))
 
 
-def _wcol(name: str, sql_type: str = "varchar", *, nullable: bool = False) -> Column:
-    return Column(name, sql_type, nullable=nullable)
+# --------------------------------------------------------------------------------------------
+# Source: totesys
+# --------------------------------------------------------------------------------------------
 
 
-def _wint(name: str, *, nullable: bool = False) -> Column:
-    return Column(name, "integer", nullable=nullable)
+def _key(name: str) -> Column:
+    return Column(name, INTEGER)
 
 
-def _wref(name: str, table: str, column: str, sql_type: str = "integer") -> Column:
-    return Column(name, sql_type, references=ForeignKey(table, column, on_delete="NO ACTION", on_update="NO ACTION"))
+def _text(name: str, *, nullable: bool = False) -> Column:
+    return Column(name, TEXT, nullable=nullable)
 
 
-def _date_ref(name: str) -> Column:
-    return _wref(name, "dim_date", "date_id", "date")
+CREATED_AT = Column("created_at", TIMESTAMP_MS)  # NOT NULL DEFAULT CURRENT_TIMESTAMP in the source
+LAST_UPDATED = Column("last_updated", TIMESTAMP_MS)  # NOT NULL, set by the application
+MONEY = numeric(10, 2)
+
+# In the order the spec lists them; foreign keys of the source are devtools' business.
+SOURCE_TABLES: tuple[SourceTable, ...] = (
+    SourceTable("counterparty", (
+        _key("counterparty_id"), _text("counterparty_legal_name"), _key("legal_address_id"),
+        _text("commercial_contact", nullable=True), _text("delivery_contact", nullable=True), CREATED_AT, LAST_UPDATED,
+    )),
+    SourceTable("currency", (_key("currency_id"), Column("currency_code", varchar(3)), CREATED_AT, LAST_UPDATED)),
+    SourceTable("department", (
+        _key("department_id"), _text("department_name"), _text("location", nullable=True), _text("manager", nullable=True),
+        CREATED_AT, LAST_UPDATED,
+    )),
+    SourceTable("design", (
+        _key("design_id"), CREATED_AT, _text("design_name"), _text("file_location"), _text("file_name"), LAST_UPDATED,
+    )),
+    SourceTable("staff", (
+        _key("staff_id"), _text("first_name"), _text("last_name"), _key("department_id"), _text("email_address"),
+        CREATED_AT, LAST_UPDATED,
+    )),
+    SourceTable("sales_order", (
+        _key("sales_order_id"), CREATED_AT, LAST_UPDATED, _key("design_id"), _key("staff_id"), _key("counterparty_id"),
+        Column("units_sold", INTEGER), Column("unit_price", MONEY), _key("currency_id"), _text("agreed_delivery_date"),
+        _text("agreed_payment_date"), _key("agreed_delivery_location_id"),
+    )),
+    SourceTable("address", (
+        _key("address_id"), _text("address_line_1"), _text("address_line_2", nullable=True), _text("district", nullable=True),
+        _text("city"), _text("postal_code"), _text("country"), _text("phone"), CREATED_AT, LAST_UPDATED,
+    )),
+    SourceTable("payment", (
+        _key("payment_id"), CREATED_AT, LAST_UPDATED, _key("transaction_id"), _key("counterparty_id"),
+        Column("payment_amount", MONEY), _key("currency_id"), _key("payment_type_id"), Column("paid", BOOLEAN),
+        _text("payment_date"), Column("company_ac_number", INTEGER), Column("counterparty_ac_number", INTEGER),
+    )),
+    SourceTable("purchase_order", (
+        _key("purchase_order_id"), CREATED_AT, LAST_UPDATED, _key("staff_id"), _key("counterparty_id"), _text("item_code"),
+        Column("item_quantity", INTEGER), Column("item_unit_price", MONEY), _key("currency_id"),
+        _text("agreed_delivery_date"), _text("agreed_payment_date"), _key("agreed_delivery_location_id"),
+    )),
+    SourceTable("payment_type", (
+        _key("payment_type_id"), Column("payment_type_name", enum("PaymentTypeName")), CREATED_AT, LAST_UPDATED,
+    )),
+    SourceTable("transaction", (
+        _key("transaction_id"), Column("transaction_type", enum("TransactionType")),
+        Column("sales_order_id", INTEGER, nullable=True), Column("purchase_order_id", INTEGER, nullable=True),
+        CREATED_AT, LAST_UPDATED,
+    )),
+)  # fmt: skip
+
+SOURCE: dict[str, SourceTable] = {t.name: t for t in SOURCE_TABLES}
 
 
-def _dim_pk(name: str, sql_type: str = "integer") -> Column:
-    return Column(name, sql_type)
+# --------------------------------------------------------------------------------------------
+# Warehouse: three overlapping star schemas
+# --------------------------------------------------------------------------------------------
 
 
-def _fact_pk(name: str) -> Column:
-    return Column(name, "integer", serial=True)
+def _v(name: str, *, nullable: bool = False, derive: Derivation | None = None) -> Column:
+    return Column(name, VARCHAR, nullable=nullable, derive=derive)
 
 
-# Every fact splits the source's timestamps into date and time.
-FACT_TIMESTAMPS = {
-    "created_date": "date(created_at)",
-    "created_time": "time(created_at)",
-    "last_updated_date": "date(last_updated)",
-    "last_updated_time": "time(last_updated)",
-}
+def _int(name: str, *, nullable: bool = False, references: str | None = None, derive: Derivation | None = None) -> Column:
+    return Column(name, INTEGER, nullable=nullable, references=references, derive=derive)
+
+
+def _date(name: str, derive: Derivation) -> Column:
+    return Column(name, DATE, references="dim_date", derive=derive)
+
+
+# Every fact splits the source's two timestamps into a date (a dim_date key) and a time; the
+# last two name a row's version, with the natural id.
+FACT_TIMESTAMPS: tuple[Column, ...] = (
+    _date("created_date", DateOf("created_at")),
+    Column("created_time", TIME, derive=TimeOf("created_at")),
+    _date("last_updated_date", DateOf("last_updated")),
+    Column("last_updated_time", TIME, derive=TimeOf("last_updated")),
+)
+FACT_VERSION_COLUMNS = ("last_updated_date", "last_updated_time")
 
 WAREHOUSE_TABLES: tuple[WarehouseTable, ...] = (
-    WarehouseTable(
-        "dim_date",
-        "dimension",
-        (
-            _dim_pk("date_id", "date"),
-            _wint("year"),
-            _wint("month"),
-            _wint("day"),
-            _wint("day_of_week"),
-            _wcol("day_name"),
-            _wcol("month_name"),
-            _wint("quarter"),
-        ),
-        # Every date any fact refers to: read from the same rows the facts are built from.
-        sources=("sales_order", "purchase_order", "payment"),
-    ),
-    WarehouseTable(
-        "dim_staff",
-        "dimension",
-        (
-            _dim_pk("staff_id"),
-            _wcol("first_name"),
-            _wcol("last_name"),
-            _wcol("department_name"),
-            _wcol("location", nullable=True),
-            _wcol("email_address"),
-        ),
-        sources=("staff", "department"),
-        join=JoinSpec(left="staff", right="department", left_column="department_id"),
-        derive={"department_name": "department.department_name", "location": "department.location"},
-    ),
-    WarehouseTable(
-        "dim_location",
-        "dimension",
-        (
-            _dim_pk("location_id"),
-            _wcol("address_line_1"),
-            _wcol("address_line_2", nullable=True),
-            _wcol("district", nullable=True),
-            _wcol("city"),
-            _wcol("postal_code"),
-            _wcol("country"),
-            _wcol("phone"),
-        ),
-        sources=("address",),
-        derive={"location_id": "address_id"},
-    ),
-    WarehouseTable(
-        "dim_design",
-        "dimension",
-        (_dim_pk("design_id"), _wcol("design_name"), _wcol("file_location"), _wcol("file_name")),
-        sources=("design",),
-    ),
-    WarehouseTable(
-        "dim_currency",
-        "dimension",
-        (_dim_pk("currency_id"), _wcol("currency_code"), _wcol("currency_name")),
-        sources=("currency",),
-        derive={"currency_name": "iso4217_name(currency_code)"},
-    ),
-    WarehouseTable(
-        "dim_counterparty",
-        "dimension",
-        (
-            _dim_pk("counterparty_id"),
-            _wcol("counterparty_legal_name"),
-            _wcol("counterparty_legal_address_line_1"),
-            _wcol("counterparty_legal_address_line_2", nullable=True),
-            _wcol("counterparty_legal_district", nullable=True),
-            _wcol("counterparty_legal_city"),
-            _wcol("counterparty_legal_postal_code"),
-            _wcol("counterparty_legal_country"),
-            _wcol("counterparty_legal_phone_number"),
-        ),
-        sources=("counterparty", "address"),
-        join=JoinSpec(left="counterparty", right="address", left_column="legal_address_id"),
-        derive={
-            "counterparty_legal_address_line_1": "address.address_line_1",
-            "counterparty_legal_address_line_2": "address.address_line_2",
-            "counterparty_legal_district": "address.district",
-            "counterparty_legal_city": "address.city",
-            "counterparty_legal_postal_code": "address.postal_code",
-            "counterparty_legal_country": "address.country",
-            "counterparty_legal_phone_number": "address.phone",
-        },
-    ),
-    WarehouseTable(
-        "dim_transaction",
-        "dimension",
-        (
-            _dim_pk("transaction_id"),
-            _wcol("transaction_type"),
-            _wint("sales_order_id", nullable=True),
-            _wint("purchase_order_id", nullable=True),
-        ),
-        sources=("transaction",),
-    ),
-    WarehouseTable(
-        "dim_payment_type",
-        "dimension",
-        (_dim_pk("payment_type_id"), _wcol("payment_type_name")),
-        sources=("payment_type",),
-    ),
-    WarehouseTable(
-        "fact_sales_order",
-        "fact",
-        (
-            _fact_pk("sales_record_id"),
-            _wint("sales_order_id"),
-            _date_ref("created_date"),
-            _wcol("created_time", "time"),
-            _date_ref("last_updated_date"),
-            _wcol("last_updated_time", "time"),
-            _wref("sales_staff_id", "dim_staff", "staff_id"),
-            _wref("counterparty_id", "dim_counterparty", "counterparty_id"),
-            _wint("units_sold"),
-            _wcol("unit_price", "numeric(10,2)"),
-            _wref("currency_id", "dim_currency", "currency_id"),
-            _wref("design_id", "dim_design", "design_id"),
-            _date_ref("agreed_payment_date"),
-            _date_ref("agreed_delivery_date"),
-            _wref("agreed_delivery_location_id", "dim_location", "location_id"),
-        ),
-        sources=("sales_order",),
-        natural_id="sales_order_id",
-        derive={
-            **FACT_TIMESTAMPS,
-            "sales_staff_id": "staff_id",
-            "agreed_payment_date": "text_date(agreed_payment_date)",
-            "agreed_delivery_date": "text_date(agreed_delivery_date)",
-        },
-    ),
-    WarehouseTable(
-        "fact_purchase_orders",
-        "fact",
-        (
-            _fact_pk("purchase_record_id"),
-            _wint("purchase_order_id"),
-            _date_ref("created_date"),
-            _wcol("created_time", "time"),
-            _date_ref("last_updated_date"),
-            _wcol("last_updated_time", "time"),
-            _wref("staff_id", "dim_staff", "staff_id"),
-            _wref("counterparty_id", "dim_counterparty", "counterparty_id"),
-            _wcol("item_code"),
-            _wint("item_quantity"),
-            _wcol("item_unit_price", "numeric(10,2)"),
-            _wref("currency_id", "dim_currency", "currency_id"),
-            _date_ref("agreed_delivery_date"),
-            _date_ref("agreed_payment_date"),
-            _wref("agreed_delivery_location_id", "dim_location", "location_id"),
-        ),
-        sources=("purchase_order",),
-        natural_id="purchase_order_id",
-        compatibility_view="fact_purchase_order",
-        derive={
-            **FACT_TIMESTAMPS,
-            "agreed_delivery_date": "text_date(agreed_delivery_date)",
-            "agreed_payment_date": "text_date(agreed_payment_date)",
-        },
-    ),
-    WarehouseTable(
-        "fact_payment",
-        "fact",
-        (
-            _fact_pk("payment_record_id"),
-            _wint("payment_id"),
-            _date_ref("created_date"),
-            _wcol("created_time", "time"),
-            _date_ref("last_updated_date"),
-            _wcol("last_updated_time", "time"),
-            _wref("transaction_id", "dim_transaction", "transaction_id"),
-            _wref("counterparty_id", "dim_counterparty", "counterparty_id"),
-            _wcol("payment_amount", "numeric(10,2)"),
-            _wref("currency_id", "dim_currency", "currency_id"),
-            _wref("payment_type_id", "dim_payment_type", "payment_type_id"),
-            _wcol("paid", "boolean"),
-            _date_ref("payment_date"),
-        ),
-        sources=("payment",),
-        natural_id="payment_id",
-        derive={**FACT_TIMESTAMPS, "payment_date": "text_date(payment_date)"},
-    ),
-)
+    WarehouseTable("dim_date", "calendar", (
+        Column("date_id", DATE), _int("year"), _int("month"), _int("day"), _int("day_of_week"), _v("day_name"),
+        _v("month_name"), _int("quarter"),
+    )),
+    WarehouseTable("dim_staff", "dimension", (
+        _int("staff_id"), _v("first_name"), _v("last_name"),
+        _v("department_name", derive=Joined("department", "department_name")),
+        _v("location", nullable=True, derive=Joined("department", "location")), _v("email_address"),
+    ), source="staff", join=Join("department", on="department_id")),
+    WarehouseTable("dim_location", "dimension", (
+        _int("location_id", derive=Col("address_id")), _v("address_line_1"), _v("address_line_2", nullable=True),
+        _v("district", nullable=True), _v("city"), _v("postal_code"), _v("country"), _v("phone"),
+    ), source="address"),
+    WarehouseTable("dim_design", "dimension", (
+        _int("design_id"), _v("design_name"), _v("file_location"), _v("file_name"),
+    ), source="design"),
+    WarehouseTable("dim_currency", "dimension", (
+        _int("currency_id"), _v("currency_code"), _v("currency_name", derive=CurrencyName("currency_code")),
+    ), source="currency"),
+    WarehouseTable("dim_counterparty", "dimension", (
+        _int("counterparty_id"), _v("counterparty_legal_name"),
+        _v("counterparty_legal_address_line_1", derive=Joined("address", "address_line_1")),
+        _v("counterparty_legal_address_line_2", nullable=True, derive=Joined("address", "address_line_2")),
+        _v("counterparty_legal_district", nullable=True, derive=Joined("address", "district")),
+        _v("counterparty_legal_city", derive=Joined("address", "city")),
+        _v("counterparty_legal_postal_code", derive=Joined("address", "postal_code")),
+        _v("counterparty_legal_country", derive=Joined("address", "country")),
+        _v("counterparty_legal_phone_number", derive=Joined("address", "phone")),
+    ), source="counterparty", join=Join("address", on="legal_address_id")),
+    WarehouseTable("dim_transaction", "dimension", (
+        _int("transaction_id"), _v("transaction_type"), _int("sales_order_id", nullable=True),
+        _int("purchase_order_id", nullable=True),
+    ), source="transaction"),
+    WarehouseTable("dim_payment_type", "dimension", (
+        _int("payment_type_id"), _v("payment_type_name"),
+    ), source="payment_type"),
+    WarehouseTable("fact_sales_order", "fact", (
+        Column("sales_record_id", SERIAL), _int("sales_order_id"), *FACT_TIMESTAMPS,
+        _int("sales_staff_id", references="dim_staff", derive=Col("staff_id")),
+        _int("counterparty_id", references="dim_counterparty"), _int("units_sold"), Column("unit_price", MONEY),
+        _int("currency_id", references="dim_currency"), _int("design_id", references="dim_design"),
+        _date("agreed_payment_date", TextDate("agreed_payment_date")),
+        _date("agreed_delivery_date", TextDate("agreed_delivery_date")),
+        _int("agreed_delivery_location_id", references="dim_location"),
+    ), source="sales_order"),
+    WarehouseTable("fact_purchase_orders", "fact", (
+        Column("purchase_record_id", SERIAL), _int("purchase_order_id"), *FACT_TIMESTAMPS,
+        _int("staff_id", references="dim_staff"), _int("counterparty_id", references="dim_counterparty"),
+        _v("item_code"), _int("item_quantity"), Column("item_unit_price", MONEY),
+        _int("currency_id", references="dim_currency"),
+        _date("agreed_delivery_date", TextDate("agreed_delivery_date")),
+        _date("agreed_payment_date", TextDate("agreed_payment_date")),
+        _int("agreed_delivery_location_id", references="dim_location"),
+    ), source="purchase_order", compatibility_view="fact_purchase_order"),
+    WarehouseTable("fact_payment", "fact", (
+        Column("payment_record_id", SERIAL), _int("payment_id"), *FACT_TIMESTAMPS,
+        _int("transaction_id", references="dim_transaction"), _int("counterparty_id", references="dim_counterparty"),
+        Column("payment_amount", MONEY), _int("currency_id", references="dim_currency"),
+        _int("payment_type_id", references="dim_payment_type"), Column("paid", BOOLEAN),
+        _date("payment_date", TextDate("payment_date")),
+    ), source="payment"),
+)  # fmt: skip
 
 WAREHOUSE: dict[str, WarehouseTable] = {t.name: t for t in WAREHOUSE_TABLES}
-DIMENSIONS: tuple[WarehouseTable, ...] = tuple(t for t in WAREHOUSE_TABLES if t.kind == "dimension")
-FACTS: tuple[WarehouseTable, ...] = tuple(t for t in WAREHOUSE_TABLES if t.kind == "fact")
+FACTS: tuple[WarehouseTable, ...] = tuple(t for t in WAREHOUSE_TABLES if t.is_fact)
+CALENDAR: WarehouseTable = next(t for t in WAREHOUSE_TABLES if t.kind == "calendar")
+
+
+def calendar_inputs(tables: tuple[WarehouseTable, ...] = WAREHOUSE_TABLES) -> dict[str, tuple[str, ...]]:
+    """What the calendar reads: for each fact's source, the source columns of its date keys
+    (timestamps and YYYY-MM-DD text), so that dim_date holds every date a fact refers to."""
+    calendars = {t.name for t in tables if t.kind == "calendar"}
+    found: dict[str, dict[str, None]] = {}
+    for t in tables:
+        for c in t.columns:
+            if c.references in calendars:
+                source, column = t.input_of(c)
+                found.setdefault(source, {})[column] = None
+    return {source: tuple(columns) for source, columns in found.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -568,11 +468,11 @@ FX_BASE_CURRENCY = "GBP"
 FX_RATE = ExtensionTable(
     "fx_rate",
     (
-        _date_ref("date_id"),
-        _wref("currency_id", "dim_currency", "currency_id"),
-        _wcol("units_per_gbp", "numeric(18,8)"),
-        _wcol("rate_date", "date"),
-        _wcol("source"),
+        Column("date_id", DATE, references="dim_date"),
+        _int("currency_id", references="dim_currency"),
+        Column("units_per_gbp", numeric(18, 8)),
+        Column("rate_date", DATE),
+        _v("source"),
     ),
     primary_key=("date_id", "currency_id"),
     loaded_by="totes_fx",
@@ -600,41 +500,54 @@ EXTENSION_TABLES: tuple[ExtensionTable, ...] = (FX_RATE,)
 EXTENSION_VIEWS: tuple[ExtensionView, ...] = (SALES_IN_GBP,)
 
 
+# --------------------------------------------------------------------------------------------
+# Self-checks (at import, and by the tests)
+# --------------------------------------------------------------------------------------------
+
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _identifiers(*names: str) -> None:
+    for name in names:
+        if not IDENTIFIER.match(name):
+            raise ValueError(f"{name!r} is not a plain lower-case SQL identifier")
 
 
 def check_registry(
     source_tables: tuple[SourceTable, ...] = SOURCE_TABLES, warehouse_tables: tuple[WarehouseTable, ...] = WAREHOUSE_TABLES
 ) -> None:
     """Fail fast on a declaration that contradicts itself or names something that is not a plain
-    SQL identifier (run at import, and by the tests). SQL is only ever built from these names."""
+    SQL identifier. SQL is only ever built from these names."""
+    sources = {t.name: t for t in source_tables}
+    tables = {t.name: t for t in warehouse_tables}
     for t in (*source_tables, *warehouse_tables):
-        for name in (t.name, *(c.name for c in t.columns)):
-            if not IDENTIFIER.match(name):
-                raise ValueError(f"{name!r} is not a plain lower-case SQL identifier")
-    for t in warehouse_tables:
-        for s in t.sources:
-            if s not in SOURCE:
-                raise ValueError(f"{t.name} reads unknown source table {s}")
-        for ref in t.references:
-            if ref not in WAREHOUSE:
-                raise ValueError(f"{t.name} references unknown table {ref}")
-        if t.join and {t.join.left, t.join.right} != set(t.sources):
-            raise ValueError(f"{t.name}: join sides must be its sources")
-        if t.name != "dim_date":
-            for c in t.columns:
-                if c.serial:
-                    continue
-                ref = t.source_of(c.name)
-                inner = ref[ref.index("(") + 1 : -1] if "(" in ref else ref
-                table, _, col = inner.rpartition(".")
-                table = table or t.sources[0]
-                if table not in t.sources or col not in SOURCE[table].column_names:
-                    raise ValueError(f"{t.name}.{c.name} derives from unknown {ref!r}")
+        _identifiers(t.name, *(c.name for c in t.columns))
     for s in source_tables:
-        for c in s.columns:
-            if c.references and c.references.table not in SOURCE:
-                raise ValueError(f"{s.name}.{c.name} references unknown table")
+        if s.primary_key not in s.column_names or s.cursor_column not in s.column_names:
+            raise ValueError(f"{s.name} lacks its key {s.primary_key} or its cursor {s.cursor_column}")
+    if sum(t.kind == "calendar" for t in warehouse_tables) != 1:
+        raise ValueError("the warehouse needs exactly one calendar table")
+    for t in warehouse_tables:
+        for ref in t.references:
+            if ref not in tables:
+                raise ValueError(f"{t.name} references unknown table {ref}")
+        if t.kind == "calendar":
+            if t.source or t.join or any(c.derive for c in t.columns):
+                raise ValueError(f"{t.name}: a calendar is computed from the facts' dates, not from a source")
+            continue
+        if t.source not in sources or (t.join and t.join.table not in sources):
+            raise ValueError(f"{t.name} reads an unknown source table")
+        if t.join and t.join.on not in sources[t.source].column_names:
+            raise ValueError(f"{t.name}: {t.source} has no column {t.join.on} to join on")
+        if t.is_fact and (t.natural_id not in t.column_names or not set(FACT_VERSION_COLUMNS) <= set(t.column_names)):
+            raise ValueError(f"{t.name}: a fact needs its natural id and {FACT_VERSION_COLUMNS}")
+        for c in t.columns:
+            if c.serial:
+                continue
+            d = t.derivation(c)
+            table, column = t.input_of(c)
+            if d.table not in (None, t.join and t.join.table) or column not in sources[table].column_names:
+                raise ValueError(f"{t.name}.{c.name} derives from unknown {d!r}")
 
 
 def check_extensions(
@@ -642,25 +555,20 @@ def check_extensions(
 ) -> None:
     """The same checks for the extension objects: plain identifiers, no clash with the star
     schema, keys that exist, references to known tables, views that name exactly what they read."""
-    import string
-
     known = {t.name for t in WAREHOUSE_TABLES} | {t.name for t in tables}
     names = [t.name for t in WAREHOUSE_TABLES] + [t.compatibility_view for t in FACTS if t.compatibility_view]
     names += [t.name for t in tables] + [v.name for v in views]
     if len(names) != len(set(names)):
         raise ValueError("an extension object has the name of another warehouse object")
     for t in tables:
-        for name in (t.name, *t.column_names):
-            if not IDENTIFIER.match(name):
-                raise ValueError(f"{name!r} is not a plain lower-case SQL identifier")
+        _identifiers(t.name, *t.column_names)
         if not t.primary_key or not set(t.primary_key) <= set(t.column_names):
             raise ValueError(f"{t.name}: primary key {t.primary_key} is not among its columns")
         for c in t.columns:
-            if c.references and c.references.table not in known:
-                raise ValueError(f"{t.name}.{c.name} references unknown table {c.references.table}")
+            if c.references and c.references not in known:
+                raise ValueError(f"{t.name}.{c.name} references unknown table {c.references}")
     for v in views:
-        if not IDENTIFIER.match(v.name):
-            raise ValueError(f"{v.name!r} is not a plain lower-case SQL identifier")
+        _identifiers(v.name)
         placeholders = {field for _, field, _, _ in string.Formatter().parse(v.query) if field is not None}
         if placeholders != set(v.reads) or not set(v.reads) <= known:
             raise ValueError(f"{v.name} must name exactly the known tables it reads as {{table}}")

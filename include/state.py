@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from include.derive import latest_versions
 from include.lake import Lake
-from include.transform import latest_versions
 
 STATE_PREFIX = "_state/"
 MAX_ATTEMPTS = 8

@@ -1,305 +1,143 @@
-"""Pure functions from ingested totesys rows (Arrow) to warehouse rows (Arrow).
+"""Transform: what one run ingested -> one warehouse table's rows, as parquet in the processed bucket.
 
-Each follows ../shared/spec/totesys.md section 2. They do no I/O and keep exact types: ids stay
-int32 (never floats), money stays decimal(10,2), dates become date32 and times time64.
+``transform_table`` is the stage. It reads only the manifests of the ingests it depends on and
+builds the table as its registry declaration says (include.derive evaluates it):
 
-Row-wise tables (facts, dim_design, dim_transaction, ...) are transformed batch by batch, so a
-table of any size streams through in bounded memory; joined dimensions are built from the
-latest known version of both sides (see include.state).
+* a fact or a dimension without a join streams batch by batch, in bounded memory;
+* a joined dimension (dim_counterparty, dim_staff) rebuilds every row a change reaches on either
+  side, from the latest known version of both (include.state);
+* the calendar (dim_date) holds every date the run's fact rows refer to.
+
+Rows that cannot become correct warehouse rows are quarantined with their reason (README,
+"Quarantine"); the rest are written. Writes nothing when its inputs are empty.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+import logging
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from include.pgarrow import arrow_type
-from include.registry import WAREHOUSE, JoinSpec, WarehouseTable
-
-VERSION_COLUMN = "_version"  # source last_updated of each contributing row, for dimensions
-
-DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-MONTH_NAMES = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
+from include import quarantine
+from include.derive import Built, affected_ids, dim_date, join_rows, processed_schema, referenced_dates, warehouse_rows
+from include.ingest import source_schema
+from include.lake import (
+    Lake,
+    Manifest,
+    Spool,
+    publish,
+    quarantine_prefix,
+    read_parquet_batches,
+    run_prefix,
+    write_parquet_parts,
 )
+from include.registry import SOURCE, WarehouseTable, calendar_inputs
+from include.results import IngestResult, Run, TransformResult
+from include.state import StateStore
+
+log = logging.getLogger(__name__)
 
 
-class TransformError(ValueError):
-    """Input that cannot become a correct warehouse row (the message names table and values)."""
+def transform_table(
+    ingestion: Lake, processed: Lake, table: WarehouseTable, ingested: Mapping[str, IngestResult | None], run: Run
+) -> TransformResult:
+    """Build ``table`` from what its ingests wrote in this run (``ingested``: source table -> the
+    ingest's result, None when it produced none)."""
+    prefix = run_prefix(table.name, run.interval_end, run.run_id)
+    rejects_prefix = quarantine_prefix(table.name, run.interval_end, run.run_id)
+    keys = {src: r.manifest_key for src, r in ingested.items() if r is not None and r.manifest_key}
+    inputs = {src: ingestion.read_manifest(key) for src, key in keys.items()}
+    source_max = {src: m.max_last_updated for src, m in inputs.items() if m.max_last_updated}
+    result = TransformResult(table=table.name, source_max=source_max)
+    if not inputs:
+        processed.discard(prefix)
+        processed.discard(rejects_prefix)
+        log.info("No ingested rows for %s: nothing to transform", table.name)
+        return result
 
-
-def processed_schema(table: WarehouseTable) -> pa.Schema:
-    """The parquet schema of a warehouse table in the processed bucket."""
-    fields = [pa.field(c.name, arrow_type(c.sql_type), nullable=c.nullable) for c in table.columns if not c.serial]
-    if is_versioned(table):
-        fields.append(pa.field(VERSION_COLUMN, pa.list_(pa.timestamp("ms")), nullable=False))
-    return pa.schema(fields)
-
-
-def _conform(table: WarehouseTable, columns: dict[str, pa.Array]) -> pa.Table:
     schema = processed_schema(table)
-    arrays = []
-    for f in schema:
-        arr = columns[f.name]
-        if not f.nullable and arr.null_count:
-            raise TransformError(f"{table.name}.{f.name}: {arr.null_count} NULL value(s) where the warehouse forbids NULL")
-        arrays.append(arr.cast(f.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
+    with tempfile.TemporaryDirectory() as tmp:
+        if table.kind == "calendar":
+            built: Iterator[Built] = iter([_calendar(ingestion, inputs, tmp)])
+        elif table.join:
+            built = iter([_joined(ingestion, processed, table, inputs, tmp)])
+        else:
+            built = _rowwise(ingestion, inputs.get(table.source), table, tmp)
+        rejects = Spool(os.path.join(tmp, "rejects.parquet"))
+
+        def good_rows() -> Iterator[pa.RecordBatch]:
+            for b in built:
+                rejects.write(b.rejected)
+                yield from b.rows.to_batches()
+
+        parts = write_parquet_parts(processed, prefix, good_rows(), schema, tmp)
+        if rejects.close():
+            quarantine_key = _quarantine(processed, rejects_prefix, rejects, table.name, run.run_id)
+            result = replace(result, rejected=rejects.rows, quarantine_key=quarantine_key)
+        else:
+            processed.discard(rejects_prefix)
+    details = {"inputs": sorted(keys.values()), "max_last_updated": max(source_max.values(), default=None)}
+    key = publish(processed, prefix, parts, schema, table=table.name, run_id=run.run_id, source_max=source_max, **details)
+    rows = sum(p.rows for p in parts)
+    log.info("Wrote %d rows of %s", rows, table.name)
+    return replace(result, rows=rows, manifest_key=key)
 
 
-# ------------------------------------------------------------------------------------------
-# Building blocks
-# ------------------------------------------------------------------------------------------
+def _quarantine(lake: Lake, prefix: str, rejects: Spool, table: str, run_id: str) -> str:
+    """Upload the rejected source rows and a summary of the reasons; return the parquet key."""
+    column = pq.read_table(rejects.path, columns=[quarantine.REASON_COLUMN])[quarantine.REASON_COLUMN]
+    reasons = Counter(r.split(":", 1)[0] for r in column.to_pylist())
+    name = "transform-rejects.parquet"
+    summary = {
+        "table": table,
+        "run_id": run_id,
+        "stage": "transform",
+        "rows": rejects.rows,
+        "reasons": dict(reasons),
+        "rows_key": f"{prefix}{name}",
+    }
+    log.warning("Quarantining %d %s row(s): %s", rejects.rows, table, dict(reasons))
+    return quarantine.store(lake, prefix, name, rejects.path, summary, "transform-rejects.json")
 
 
-def date_part(ts: pa.Array) -> pa.Array:
-    return pc.cast(ts, pa.date32())
+def _read_all(lake: Lake, manifest: Manifest | None, workdir: str) -> pa.Table | None:
+    if manifest is None:
+        return None
+    return pa.concat_tables([pq.read_table(path) for path in lake.iter_parts(manifest, workdir)])
 
 
-def time_part(ts: pa.Array) -> pa.Array:
-    """The wall-clock time of a timestamp(ms), as time64(us)."""
-    return pc.cast(ts, pa.time64("us"))
+def _rowwise(lake: Lake, manifest: Manifest | None, table: WarehouseTable, workdir: str) -> Iterator[Built]:
+    if manifest is None:
+        return
+    for path in lake.iter_parts(manifest, workdir):
+        for batch in read_parquet_batches(path):
+            yield warehouse_rows(table, pa.Table.from_batches([batch]))
 
 
-def parse_text_date(values: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """``YYYY-MM-DD`` text to date32, and a mask of the values that are not such a date
-    (they become NULL). A NULL input is not marked: nullability is checked separately."""
-    values = values.cast(pa.string())
-    well_formed = pc.fill_null(pc.match_substring_regex(values, r"^\d{4}-\d{2}-\d{2}$"), True)
-    parsed = pc.cast(pc.strptime(values, format="%Y-%m-%d", unit="s", error_is_null=True), pa.date32())
-    # strptime rolls impossible days over ("2024-02-30" -> 1 March): the date must print back
-    # as the very text it came from.
-    round_trip = pc.fill_null(pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), values), False)
-    bad = pc.and_(pc.is_valid(values), pc.or_(pc.invert(well_formed), pc.invert(round_trip)))
-    return pc.if_else(bad, None, parsed), bad
+def _joined(ingestion: Lake, processed: Lake, table: WarehouseTable, inputs: dict[str, Manifest], workdir: str) -> Built:
+    store = StateStore(processed)
+    changed, states = {}, {}
+    for side in (table.source, table.join.table):
+        schema = source_schema(SOURCE[side])
+        rows = _read_all(ingestion, inputs.get(side), workdir)
+        changed[side] = rows.cast(schema) if rows is not None else schema.empty_table()
+        states[side] = store.merge(side, changed[side], SOURCE[side].primary_key)
+    ids = affected_ids(table, changed[table.source], changed[table.join.table], states[table.source])
+    log.info("%s: %d %s row(s) to rebuild", table.name, len(ids), table.source)
+    return warehouse_rows(table, join_rows(table, ids, states[table.source], states[table.join.table]))
 
 
-def versions(*timestamps: pa.Array) -> pa.Array:
-    """One list<timestamp> per row: the last_updated of each contributing source row, in order."""
-    k, n = len(timestamps), len(timestamps[0])
-    concatenated = pa.concat_arrays([t.cast(pa.timestamp("ms")) for t in timestamps])
-    # Element j of input i sits at i*n + j; row j of the result lists inputs 0..k-1.
-    take = (np.arange(k)[None, :] * n + np.arange(n)[:, None]).ravel()
-    offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
-    return pa.ListArray.from_arrays(offsets, concatenated.take(pa.array(take)))
-
-
-# ------------------------------------------------------------------------------------------
-# Warehouse rows from source rows, as the registry's ``derive`` declares
-# ------------------------------------------------------------------------------------------
-
-_CALL = re.compile(r"^(\w+)\((.+)\)$")
-
-
-def currency_name(code: str) -> str | None:
-    """The ISO 4217 English name of a currency code (pycountry), None when the code is unknown."""
-    import pycountry
-
-    found = pycountry.currencies.get(alpha_3=code)
-    return found.name if found else None
-
-
-def iso4217_names(codes: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """ISO 4217 English names of currency codes, and a mask of the unknown codes (NULL names)."""
-    names = {code: currency_name(code) for code in pc.unique(codes).to_pylist() if code is not None}
-    named = pa.array([names.get(code) for code in codes.to_pylist()], pa.string())
-    return named, pc.and_(pc.is_valid(codes), pc.is_null(named))
-
-
-@dataclass
-class Derived:
-    values: pa.Array
-    bad: pa.Array | None = None  # rows whose value cannot be derived
-    problem: str = ""  # what is wrong with them
-
-
-def derived_column(table: WarehouseTable, column: str, rows: pa.Table) -> Derived:
-    """Evaluate the registry's ``derive`` expression of one warehouse column over source rows."""
-    ref = table.source_of(column)
-    call = _CALL.match(ref)
-    func, arg = (call.group(1), call.group(2)) if call else (None, ref)
-    values = rows[arg].combine_chunks()
-    if func is None:
-        return Derived(values)
-    if func == "date":
-        return Derived(date_part(values))
-    if func == "time":
-        return Derived(time_part(values))
-    if func == "text_date":
-        return Derived(*parse_text_date(values), f"{arg} is not a YYYY-MM-DD date")
-    if func == "iso4217_name":
-        return Derived(*iso4217_names(values), f"{arg} is not an ISO 4217 currency code")
-    raise ValueError(f"{table.name}.{column}: unknown derivation {ref!r}")
-
-
-@dataclass
-class Built:
-    """Warehouse rows, and the source rows that could not become one (with ``_reason``)."""
-
-    rows: pa.Table
-    rejected: pa.Table | None = None
-
-
-REASON_COLUMN = "_reason"
-
-
-def warehouse_rows(table: WarehouseTable, rows: pa.Table) -> Built:
-    """The rows of a dimension or fact built from source rows (for a joined dimension: the
-    left rows with the right table's columns alongside as ``<right table>.<column>``).
-
-    A row that cannot become a correct warehouse row (a date that is not YYYY-MM-DD, an unknown
-    currency code, a NULL where the warehouse forbids it) is not loaded half-right and not
-    dropped: it comes back in ``rejected`` with the reason, for the quarantine.
-    """
-    n = rows.num_rows
-    reason = pa.nulls(n, pa.string())
-    columns: dict[str, pa.Array] = {}
-    for c in table.columns:
-        if c.serial:
-            continue
-        d = derived_column(table, c.name, rows)
-        columns[c.name] = d.values
-        checks = [(d.bad, d.problem)] if d.bad is not None else []
-        if not c.nullable:
-            checks.append((pc.is_null(d.values), f"{c.name} is NULL"))
-        for bad, problem in checks:
-            bad = pc.and_(pc.fill_null(bad, False), pc.is_null(reason))
-            if pc.any(bad).as_py():
-                source = rows[_CALL.sub(r"\2", table.source_of(c.name))].combine_chunks().cast(pa.string())
-                detail = pc.binary_join_element_wise(f"{problem}: ", pc.fill_null(source, "NULL"), "")
-                reason = pc.if_else(bad, detail, reason)
-    if is_versioned(table):
-        contributing = [rows["last_updated"].combine_chunks()]
-        if table.join:
-            contributing.append(rows[f"{table.join.right}.last_updated"].combine_chunks())
-        columns[VERSION_COLUMN] = versions(*contributing)
-    good = pc.is_null(reason)
-    if pc.all(good).as_py():
-        return Built(_conform(table, columns))
-    kept = {name: pc.filter(values, good) for name, values in columns.items()}
-    rejected = rows.filter(pc.invert(good)).append_column(REASON_COLUMN, pc.filter(reason, pc.invert(good)))
-    return Built(_conform(table, kept), rejected)
-
-
-def is_versioned(table: WarehouseTable) -> bool:
-    """Dimensions carry the source version they were built from (dim_date's rows never change)."""
-    return table.kind == "dimension" and table.name != "dim_date"
-
-
-# ------------------------------------------------------------------------------------------
-# dim_date: every date the facts refer to
-# ------------------------------------------------------------------------------------------
-
-# The date columns each fact source contributes (timestamps and YYYY-MM-DD text).
-DATE_SOURCES: dict[str, tuple[str, ...]] = {
-    "sales_order": ("created_at", "last_updated", "agreed_delivery_date", "agreed_payment_date"),
-    "purchase_order": ("created_at", "last_updated", "agreed_delivery_date", "agreed_payment_date"),
-    "payment": ("created_at", "last_updated", "payment_date"),
-}
-
-
-def referenced_dates(source: str, rows: pa.Table) -> pa.Array:
-    """The distinct dates that the facts built from ``rows`` will refer to."""
-    found = []
-    for col in DATE_SOURCES[source]:
-        values = rows[col].combine_chunks()
-        # A malformed text date becomes NULL here (no date to add); the fact built from the
-        # same row is quarantined with the reason.
-        found.append(date_part(values) if pa.types.is_timestamp(values.type) else parse_text_date(values)[0])
-    return pc.drop_null(pc.unique(pa.concat_arrays(found)))
-
-
-def dim_date(dates: pa.Array) -> pa.Table:
-    """One row per distinct date, ISO conventions (day_of_week 1 = Monday)."""
-    dates = pc.unique(pc.drop_null(dates.cast(pa.date32())))
-    iso_dow = pc.day_of_week(dates, count_from_zero=False, week_start=1)
-    month = pc.month(dates)
-    return _conform(
-        WAREHOUSE["dim_date"],
-        {
-            "date_id": dates,
-            "year": pc.year(dates),
-            "month": month,
-            "day": pc.day(dates),
-            "day_of_week": iso_dow,
-            "day_name": pc.take(pa.array(DAY_NAMES), pc.subtract(iso_dow, 1)),
-            "month_name": pc.take(pa.array(MONTH_NAMES), pc.subtract(month, 1)),
-            "quarter": pc.quarter(dates),
-        },
-    )
-
-
-# ------------------------------------------------------------------------------------------
-# Joined dimensions
-# ------------------------------------------------------------------------------------------
-
-
-def affected_ids(join: JoinSpec, left_changed: pa.Table, right_changed: pa.Table, left_state: pa.Table) -> pa.Array:
-    """Left keys whose dimension row must be rebuilt: changed left rows, and every left row
-    (from the latest state) that points at a changed right row."""
-    left_key = f"{join.left}_id"
-    right_key = f"{join.right}_id"
-    via_right = pc.filter(
-        left_state[left_key], pc.is_in(left_state[join.left_column], value_set=right_changed[right_key].combine_chunks())
-    )
-    return pc.unique(
-        pa.concat_arrays([left_changed[left_key].combine_chunks().cast(pa.int32()), via_right.combine_chunks().cast(pa.int32())])
-    )
-
-
-def join_rows(join: JoinSpec, ids: pa.Array, left_state: pa.Table, right_state: pa.Table) -> pa.Table:
-    """The left rows with these ids joined to their right row (latest versions of both).
-
-    A left row whose right row is unknown is an error, never a dimension row with NULLs.
-    """
-    left_key = f"{join.left}_id"
-    right_key = f"{join.right}_id"
-    left = left_state.filter(pc.is_in(left_state[left_key], value_set=ids))
-    right = right_state.rename_columns([f"{join.right}.{n}" for n in right_state.column_names])
-    joined = left.join(right, keys=join.left_column, right_keys=f"{join.right}.{right_key}", join_type="left outer")
-    # Acero drops the right key column; a missing partner shows as NULL right-side columns.
-    missing = pc.is_null(joined[f"{join.right}.last_updated"])
-    if pc.any(missing).as_py():
-        bad = pc.filter(joined[left_key], missing).to_pylist()
-        raise TransformError(
-            f"{join.left} rows {sorted(bad)[:10]} point at {join.right} rows the pipeline has never seen "
-            f"(state incomplete: trigger totes_etl with full_refresh=true)"
-        )
-    return joined.sort_by(left_key)
-
-
-def transform_kind(table: WarehouseTable) -> str:
-    """How a table is computed: ``dates`` (dim_date), ``joined`` (a join), or ``rowwise``."""
-    if table.name == "dim_date":
-        return "dates"
-    return "joined" if table.join else "rowwise"
-
-
-def latest_versions(rows: Iterable[pa.Table], key: str) -> pa.Table:
-    """One row per key: the one with the greatest last_updated (ties: the later input wins)."""
-    table = pa.concat_tables(list(rows))
-    if table.num_rows == 0:
-        return table
-    order = pa.array(range(table.num_rows), pa.int64())
-    table = table.append_column("_order", order)
-    ranked = table.sort_by([(key, "ascending"), ("last_updated", "descending"), ("_order", "descending")])
-    keys = ranked[key].combine_chunks().to_numpy(zero_copy_only=False)
-    first = np.ones(len(keys), bool)
-    first[1:] = keys[1:] != keys[:-1]
-    return ranked.filter(pa.array(first)).drop_columns(["_order"])
+def _calendar(ingestion: Lake, inputs: dict[str, Manifest], workdir: str) -> Built:
+    found = [pa.array([], pa.date32())]
+    for source, manifest in inputs.items():
+        for path in ingestion.iter_parts(manifest, workdir):
+            for batch in read_parquet_batches(path, columns=list(calendar_inputs()[source])):
+                found.append(referenced_dates(source, pa.Table.from_batches([batch])))
+    return Built(dim_date(pc.unique(pa.concat_arrays(found))))

@@ -15,7 +15,6 @@ compares them with the document, and checks them against the DDL include.ddl bui
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -36,12 +35,9 @@ STARS: dict[str, str] = {
     "fact_payment": "Payments",
 }
 
-# mermaid attribute types may hold letters, digits, -, _, () and [] but no comma or space.
-_TYPE = re.compile(r"^(?P<base>[a-z]+)(?P<args>\(.*\))?$")
-
 
 def facts() -> list[WarehouseTable]:
-    found = [t for t in WAREHOUSE_TABLES if t.kind == "fact"]
+    found = [t for t in WAREHOUSE_TABLES if t.is_fact]
     unknown = [t.name for t in found if t.name not in STARS]
     if unknown:
         raise SystemExit(f"schema_diagram: give the star of {unknown} a title in STARS")
@@ -49,13 +45,11 @@ def facts() -> list[WarehouseTable]:
 
 
 def mermaid_type(column: Column) -> tuple[str, str | None]:
-    """(type for mermaid, the exact SQL type when mermaid cannot show it)."""
-    if column.serial:
-        return "serial", None
-    m = _TYPE.match(column.sql_type)
-    if not m:
-        raise ValueError(f"cannot draw SQL type {column.sql_type!r} of {column.name}")
-    return m["base"], (column.sql_type if m["args"] else None)
+    """(type for mermaid, the exact SQL type when mermaid cannot show it: mermaid attribute
+    types may hold letters, digits, -, _, () and [] but no comma or space)."""
+    if column.type.enum:
+        raise ValueError(f"cannot draw the enum type of {column.name}")
+    return column.type.base, (column.type.ddl if column.type.args else None)
 
 
 def attribute(table: WarehouseTable, column: Column) -> str:
@@ -64,7 +58,7 @@ def attribute(table: WarehouseTable, column: Column) -> str:
         keys.append("PK")
     if column.references:
         keys.append("FK")
-    if table.kind == "fact" and column.name in table.version_key:
+    if table.is_fact and column.name in table.version_key:
         keys.append("UK")
     typ, exact = mermaid_type(column)
     notes = [n for n in (exact, "nullable" if column.nullable else None) if n]
@@ -88,7 +82,7 @@ def star(fact: WarehouseTable) -> str:
     lines += entity(fact)
     for column in fact.columns:
         if column.references:
-            lines.append(f'    {column.references.table} ||--o{{ {fact.name} : "{column.name}"')
+            lines.append(f'    {column.references} ||--o{{ {fact.name} : "{column.name}"')
     return "\n".join(lines)
 
 

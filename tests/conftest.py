@@ -41,6 +41,7 @@ os.environ.setdefault("PYTHONPATH", str(ROOT))
 sys.path.insert(0, str(ROOT))
 
 from devtools.pg import LocalCluster, create_database, drop_database, free_port  # noqa: E402
+from devtools.pg import airflow_connection as pg_airflow_connection  # noqa: E402
 from devtools.s3 import ThreadedS3Server, airflow_connection, create_buckets  # noqa: E402
 from devtools.smtp import SmtpServer  # noqa: E402
 
@@ -152,22 +153,6 @@ def totes_dag(airflow_db):
     return bag.get_dag("totes_etl")
 
 
-def pg_connection_json(url: str, *, login: str | None = None, password: str | None = None) -> str:
-    from urllib.parse import urlsplit
-
-    u = urlsplit(url)
-    conn = {
-        "conn_type": "postgres",
-        "host": u.hostname,
-        "port": u.port or 5432,
-        "login": login or u.username,
-        "schema": u.path.lstrip("/"),
-    }
-    if password or u.password:
-        conn["password"] = password or u.password
-    return json.dumps(conn)
-
-
 def smtp_connection_json(port: int) -> str:
     return json.dumps(
         {
@@ -192,8 +177,8 @@ def airflow_connections(monkeypatch, s3_endpoint, smtp_server):
         schema: str = "public",
         alerts: str = "alerts@example.com",
     ) -> None:
-        monkeypatch.setenv("AIRFLOW_CONN_TOTESYS_DB", pg_connection_json(totesys_url))
-        monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DB", pg_connection_json(warehouse_url))
+        monkeypatch.setenv("AIRFLOW_CONN_TOTESYS_DB", pg_airflow_connection(totesys_url))
+        monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DB", pg_airflow_connection(warehouse_url))
         monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", airflow_connection(s3_endpoint))
         monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection_json(smtp_server.port))
         monkeypatch.setenv("AIRFLOW_VAR_TOTES_INGESTION_BUCKET", ingestion)
@@ -292,3 +277,34 @@ def real_extract_dir() -> Path:
     if not SHARED_EXTRACT.is_dir():
         pytest.skip(f"the real totesys extract is not here ({SHARED_EXTRACT}): generated data covers the same ground")
     return SHARED_EXTRACT
+
+
+# ------------------------------------------------------------------------------------------
+# An empty totesys and an empty warehouse, for the stage modules' own tests
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def totesys(new_database):
+    """A connection (autocommit) to a fresh database holding the empty totesys schema."""
+    import psycopg
+
+    from devtools.totesys.schema import create_totesys_schema
+
+    url = new_database("src")
+    with psycopg.connect(url) as conn:
+        create_totesys_schema(conn)
+    with psycopg.connect(url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def warehouse(new_database):
+    """A connection (autocommit) to a fresh database holding the empty warehouse schema ``public``."""
+    import psycopg
+
+    from include.ddl import ensure_warehouse_schema
+
+    with psycopg.connect(new_database("wh"), autocommit=True) as conn:
+        ensure_warehouse_schema(conn, "public")
+        yield conn

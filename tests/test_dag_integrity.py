@@ -87,6 +87,6 @@ def test_totes_etl_is_wired_exactly(dagbag):
     # the checks come after every load; loads run once their dimensions are done, whatever their state
     for check in ("check.reconcile", "check.freshness", "check.quarantine"):
         assert upstream(check) == {f"load.{w.name}" for w in WAREHOUSE_TABLES}
-    assert {dag.get_task(f"load.{w.name}").trigger_rule for w in WAREHOUSE_TABLES if w.kind == "dimension"} == {"all_done"}
-    assert {dag.get_task(f"load.{w.name}").trigger_rule for w in WAREHOUSE_TABLES if w.kind == "fact"} == {"none_failed"}
+    assert {dag.get_task(f"load.{w.name}").trigger_rule for w in WAREHOUSE_TABLES if not w.is_fact} == {"all_done"}
+    assert {dag.get_task(f"load.{w.name}").trigger_rule for w in WAREHOUSE_TABLES if w.is_fact} == {"none_failed"}
     assert dag.get_task("check.reconcile").trigger_rule == "all_success"

@@ -238,8 +238,8 @@ def test_the_system_picture_names_every_task_group_of_the_dag(totes_dag):
     groups_picture = fenced(text, "mermaid")[1]
     for table in (*SOURCE_TABLES, *WAREHOUSE_TABLES):
         assert re.search(rf"\b{table.name}\b", groups_picture), table.name
-    assert f"the {sum(t.kind == 'dimension' for t in WAREHOUSE_TABLES)} dimensions" in groups_picture
-    assert f"the {sum(t.kind == 'fact' for t in WAREHOUSE_TABLES)} facts" in groups_picture
+    assert f"the {sum(not t.is_fact for t in WAREHOUSE_TABLES)} dimensions" in groups_picture
+    assert f"the {sum(t.is_fact for t in WAREHOUSE_TABLES)} facts" in groups_picture
 
 
 def test_the_bucket_key_layout_is_the_one_the_code_writes():
@@ -258,11 +258,11 @@ def test_the_bucket_key_layout_is_the_one_the_code_writes():
     assert lake.quarantine_prefix("address", end, run_id) == lake.QUARANTINE + prefix
     assert f"{lake.QUARANTINE}{generic}rows.csv.gz" in layout
     assert f"{state.STATE_PREFIX}<source table>.parquet" in layout
-    # The names of the quarantined objects are those the operators write.
-    operators = "\n".join(p.read_text() for p in (ROOT / "include" / "operators").glob("*.py"))
+    # The names of the quarantined objects are those the stages write.
+    stages = "\n".join(p.read_text() for p in (ROOT / "include").rglob("*.py"))
     for name in ("rows.csv.gz", "reason.json", "transform-rejects.parquet", "transform-rejects.json", "load-rejects.jsonl"):
         assert name in layout, name
-        assert f'{name}"' in operators, f"no operator writes {name}"
+        assert f'{name}"' in stages, f"no stage writes {name}"
 
 
 # ------------------------------------------------------------------------------------------
@@ -335,7 +335,8 @@ def test_every_sql_query_of_the_runbook_runs_on_real_schemas(new_database):
     """Each ```sql block runs (on empty tables) in a database holding totesys and the warehouse."""
     import psycopg
 
-    from include.ddl import create_totesys_schema, ensure_warehouse_schema
+    from devtools.totesys.schema import create_totesys_schema
+    from include.ddl import ensure_warehouse_schema
 
     queries = fenced(RUNBOOK.read_text(), "sql")
     assert len(queries) >= 6

@@ -20,7 +20,7 @@ from devtools.smtp import body_text
 from devtools.totesys.generator import GeneratorSettings, generate
 from devtools.totesys.simulator import ChangePlan, simulate
 from include import lake, load, state
-from include.operators import LakeTransformOperator, S3ToWarehouseOperator, TotesysToS3Operator
+from include.operators import IngestionToProcessedOperator, ProcessedToWarehouseOperator, TotesysToIngestionOperator
 from tests.expected import assert_warehouse_equals
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -72,15 +72,15 @@ FAULTS = {
     # ingest: parts uploaded, manifest not written
     "ingest-before-manifest": (lake.Lake, "commit", before, lambda lk, prefix, *a: prefix.startswith("payment/")),
     # ingest: manifest written, task not recorded as done
-    "ingest-after-manifest": (TotesysToS3Operator, "execute", after, _is("sales_order")),
+    "ingest-after-manifest": (TotesysToIngestionOperator, "execute", after, _is("sales_order")),
     # transform: join state merged, output not written
     "transform-after-state": (state.StateStore, "merge", after, lambda *a, **k: True),
     # transform: output committed, task not recorded as done
-    "transform-after-commit": (LakeTransformOperator, "execute", after, _is("fact_payment")),
+    "transform-after-commit": (IngestionToProcessedOperator, "execute", after, _is("fact_payment")),
     # load: rows staged, merge not run (the transaction rolls back)
     "load-before-merge": (load, "merge_sql", before, lambda schema, table: table.name == "fact_payment"),
     # load: committed, task not recorded as done
-    "load-after-commit": (S3ToWarehouseOperator, "execute", after, _is("fact_sales_order")),
+    "load-after-commit": (ProcessedToWarehouseOperator, "execute", after, _is("fact_sales_order")),
 }
 
 

@@ -412,7 +412,7 @@ def _sales(rig: FxRig) -> None:
     """Five sales orders, one with two versions, in three currencies over three days."""
     import pyarrow as pa
 
-    from include.transform import dim_date
+    from include.derive import dim_date
 
     days = [date(2024, 11, 13) + timedelta(days=i) for i in range(8)]
     with psycopg.connect(rig.warehouse_url, autocommit=True, options=f"-c search_path={rig.schema}") as wh:

@@ -6,7 +6,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from include.ddl import create_totesys_schema, ensure_warehouse_schema
+from devtools.totesys.schema import create_totesys_schema
+from include.ddl import ensure_warehouse_schema
 from tests import spec_tables as spec
 
 

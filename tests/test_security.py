@@ -23,9 +23,9 @@ from devtools.totesys.generator import GeneratorSettings, generate
 from devtools.totesys.simulator import ChangePlan, simulate
 from include.alerts import quarantine_notifier
 from include.ddl import ensure_warehouse_schema
+from include.derive import processed_schema
 from include.load import load_batches
-from include.registry import SOURCE_TABLES, WAREHOUSE, WAREHOUSE_TABLES, Column, check_registry
-from include.transform import processed_schema
+from include.registry import SOURCE_TABLES, TEXT, WAREHOUSE, WAREHOUSE_TABLES, Column, check_registry
 from tests.expected import assert_warehouse_equals
 
 HOSTILE_SCHEMA = 'evil"; DROP TABLE public.sentinel; --'
@@ -51,7 +51,7 @@ def test_the_registry_refuses_names_that_are_not_plain_identifiers():
     evil = dataclasses.replace(SOURCE_TABLES[0], name="staff; DROP TABLE x")
     with pytest.raises(ValueError, match="not a plain"):
         check_registry((evil, *SOURCE_TABLES[1:]), WAREHOUSE_TABLES)
-    evil_column = dataclasses.replace(SOURCE_TABLES[0], columns=(*SOURCE_TABLES[0].columns, Column('a"b', "text")))
+    evil_column = dataclasses.replace(SOURCE_TABLES[0], columns=(*SOURCE_TABLES[0].columns, Column('a"b', TEXT)))
     with pytest.raises(ValueError, match="not a plain"):
         check_registry((evil_column, *SOURCE_TABLES[1:]), WAREHOUSE_TABLES)
 

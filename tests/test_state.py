@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from include.extract import source_schema
+from include.ingest import source_schema
 from include.lake import Lake
 from include.registry import SOURCE
 from include.state import StateConflict, StateStore

@@ -8,9 +8,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from include.extract import source_schema
-from include.registry import SOURCE, WAREHOUSE
-from include.transform import (
+from include.derive import (
     TransformError,
     affected_ids,
     dim_date,
@@ -21,6 +19,8 @@ from include.transform import (
     versions,
     warehouse_rows,
 )
+from include.ingest import source_schema
+from include.registry import SOURCE, WAREHOUSE
 
 T0 = datetime(2024, 11, 15, 9, 30, 5, 123000)
 T1 = datetime(2024, 11, 16, 7, 55, 11, 456000)
@@ -204,7 +204,7 @@ def test_a_changed_address_rebuilds_every_counterparty_using_it():
     counterparties = table("counterparty", [counterparty(10, 1), counterparty(11, 2), counterparty(12, 1)])
     changed_address = table("address", [address(1, phone="9999 999999", updated=T1)])
     state = latest_versions([addresses, changed_address], "address_id")
-    join = WAREHOUSE["dim_counterparty"].join
+    join = WAREHOUSE["dim_counterparty"]
     ids = affected_ids(join, counterparties.slice(0, 0), changed_address, counterparties)
     assert sorted(ids.to_pylist()) == [10, 12]
     out = build("dim_counterparty", join_rows(join, ids, counterparties, state))
@@ -236,7 +236,7 @@ def test_a_changed_department_rebuilds_its_staff_and_a_missing_partner_is_an_err
         for i, d in [(1, 1), (2, 1)]
     ]
     staff, departments = table("staff", staff_rows), table("department", dept)
-    join = WAREHOUSE["dim_staff"].join
+    join = WAREHOUSE["dim_staff"]
     ids = affected_ids(join, staff.slice(0, 0), departments, staff)
     out = build("dim_staff", join_rows(join, ids, staff, departments))
     assert out.column("location").to_pylist() == ["Leds", "Leds"]
@@ -262,7 +262,7 @@ def test_versions_lists_each_rows_contributing_timestamps():
 def test_a_null_where_the_warehouse_forbids_it_is_rejected():
     cps = table("counterparty", [counterparty(1, 1)])
     bad_address = pa.Table.from_pylist([address(1) | {"city": None}], schema=source_schema(SOURCE["address"]))
-    joined = join_rows(WAREHOUSE["dim_counterparty"].join, pa.array([1], pa.int32()), cps, bad_address)
+    joined = join_rows(WAREHOUSE["dim_counterparty"], pa.array([1], pa.int32()), cps, bad_address)
     built = warehouse_rows(WAREHOUSE["dim_counterparty"], joined)
     assert built.rows.num_rows == 0
     assert built.rejected.to_pylist()[0]["_reason"] == "counterparty_legal_city is NULL: NULL"

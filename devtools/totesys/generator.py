@@ -31,9 +31,9 @@ import pycountry
 from psycopg import sql
 
 from devtools.totesys import words
-from include.ddl import create_totesys_schema
+from devtools.totesys.schema import ENUM_LABELS, create_totesys_schema
 from include.pgarrow import arrow_schema, copy_in_batches
-from include.registry import ENUM_TYPES, SOURCE
+from include.registry import SOURCE
 
 # The real database was created at this instant; reference rows carry it.
 REFERENCE_EPOCH = datetime(2022, 11, 3, 14, 20, 49, 962000)
@@ -201,7 +201,7 @@ def reference_tables(settings: GeneratorSettings) -> dict[str, pa.Table]:
         },
     )
 
-    labels = ENUM_TYPES["PaymentTypeName"]
+    labels = ENUM_LABELS["PaymentTypeName"]
     payment_type = _table(
         "payment_type",
         {

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from devtools.totesys.generator import _decimal, copy_table
-from include.ddl import create_totesys_schema
+from devtools.totesys.schema import create_totesys_schema
 from include.pgarrow import arrow_schema
 from include.registry import SOURCE, SOURCE_TABLES
 

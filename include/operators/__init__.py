@@ -1,24 +1,25 @@
-"""Custom operators of totes_etl.
+"""Custom operators of totes_etl and totes_fx: shells around the stage functions of include/.
 
 They follow the providers' operators: keyword-only constructors that only store arguments,
-``template_fields``, hooks created in ``execute``, and heavy imports (pyarrow, psycopg, boto3)
-inside ``execute`` so that parsing the DAG stays cheap. The data work is in the pure modules
-include.extract, include.transform, include.load and include.fx.
+``template_fields``, hooks created in ``execute``, then one call into the stage function
+(include.ingest, include.transform, include.load, include.checks, include.fx), whose typed
+result goes to XCom as a dict. Heavy imports (pyarrow, psycopg, boto3) stay inside ``execute``
+so that parsing a DAG stays cheap.
 """
 
 from include.operators.checks import QuarantineReportOperator, WarehouseCheckOperator
 from include.operators.fx import FxRatesToS3Operator, FxRatesToWarehouseOperator
-from include.operators.ingest import TotesysToS3Operator
-from include.operators.load import S3ToWarehouseOperator, WarehouseSchemaOperator
-from include.operators.transform import LakeTransformOperator
+from include.operators.ingest import TotesysToIngestionOperator
+from include.operators.load import ProcessedToWarehouseOperator, WarehouseSchemaOperator
+from include.operators.transform import IngestionToProcessedOperator
 
 __all__ = [
     "FxRatesToS3Operator",
     "FxRatesToWarehouseOperator",
-    "LakeTransformOperator",
+    "IngestionToProcessedOperator",
+    "ProcessedToWarehouseOperator",
     "QuarantineReportOperator",
-    "S3ToWarehouseOperator",
-    "TotesysToS3Operator",
+    "TotesysToIngestionOperator",
     "WarehouseCheckOperator",
     "WarehouseSchemaOperator",
 ]

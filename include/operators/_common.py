@@ -1,12 +1,52 @@
-"""Helpers shared by the operators (hooks and connections)."""
+"""What the operators share: the Airflow connections a task uses, and the run from its context."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from include.config import AWS_CONN_ID, SOURCE_CONN_ID, WAREHOUSE_CONN_ID
 
 if TYPE_CHECKING:
     import psycopg
+
+    from include.lake import Lake
+    from include.results import Run
+
+
+class TotesOperator(BaseOperator):
+    """Base of the project's operators, like the providers' AwsBaseOperator: the ids of the
+    connections a task may use, and connections made from them in ``execute`` only.
+
+    :param source_conn_id: totesys (postgres)
+    :param warehouse_conn_id: the warehouse (postgres)
+    :param aws_conn_id: S3 (an ``endpoint_url`` in its extra points at MinIO or moto)
+    """
+
+    def __init__(
+        self,
+        *,
+        source_conn_id: str = SOURCE_CONN_ID,
+        warehouse_conn_id: str = WAREHOUSE_CONN_ID,
+        aws_conn_id: str = AWS_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source_conn_id, self.warehouse_conn_id, self.aws_conn_id = source_conn_id, warehouse_conn_id, aws_conn_id
+
+    def source(self) -> psycopg.Connection:
+        return psycopg_connection(self.source_conn_id, read_only=True)
+
+    def warehouse(self, *, read_only: bool = False) -> psycopg.Connection:
+        return psycopg_connection(self.warehouse_conn_id, read_only=read_only)
+
+    def lake(self, bucket: str) -> Lake:
+        """A bucket through the Amazon provider's S3Hook."""
+        from include.lake import Lake
+
+        return Lake(s3_hook(self.aws_conn_id), bucket)
 
 
 def psycopg_connection(postgres_conn_id: str, *, read_only: bool = False) -> psycopg.Connection:
@@ -33,19 +73,20 @@ def s3_hook(aws_conn_id: str) -> Any:
     return S3Hook(aws_conn_id=aws_conn_id)
 
 
-def run_interval(context: Any, period: timedelta | None = None) -> tuple[datetime, datetime]:
-    """The run's data interval. A manual run triggered without a logical date has none in
-    Airflow 3: it then covers the schedule period (``period``, default totes_etl's) that ends
-    when it was triggered."""
+def run_of(context: Any, period: timedelta | None = None) -> Run:
+    """The task's run, from its Airflow context. A manual run triggered without a logical date
+    has no data interval in Airflow 3: it then covers the schedule period (``period``, default
+    totes_etl's) that ends when it was triggered."""
     from include.config import SCHEDULE_PERIOD
+    from include.results import Run
 
+    dag_run = context["dag_run"]
+    prev = context.get("prev_data_interval_end_success")
+    details = {
+        "prev_success_end": getattr(prev, "__wrapped__", prev),  # a lazy proxy in the context
+        "full_refresh": bool((context.get("params") or {}).get("full_refresh", False)),
+    }
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if end is None:
-        end = context["dag_run"].run_after
-        start = end - (period or SCHEDULE_PERIOD)
-    return start, end
-
-
-def unwrap(value: Any) -> Any:
-    """Context values such as prev_data_interval_end_success are lazy proxies: get the object."""
-    return getattr(value, "__wrapped__", value)
+        return Run.manual(dag_run.run_id, dag_run.run_after, period or SCHEDULE_PERIOD, **details)
+    return Run(dag_run.run_id, start, end, has_logical_date=dag_run.logical_date is not None, **details)

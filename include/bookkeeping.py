@@ -1,0 +1,108 @@
+"""The pipeline's own tables in the warehouse, beside the star schema (README, "Warehouse bookkeeping").
+
+* ``etl_dimension_version``: the source version each dimension row was built from, so that a
+  load that arrives late (a backfill beside the schedule, a replay) never overwrites a newer row
+  with an older one (include.load).
+* ``etl_quarantine``: every row that could not be loaded, with the reason and the row itself,
+  until a later version of it (or, for a fact refused for a missing dimension row, the row
+  itself) loads (include.quarantine).
+* ``etl_load_log``: one row per table per run that loaded something; the freshness check reads it.
+
+Every other module names these tables through this one. include.ddl creates them; a column
+added here in a later version is added to an existing table (never dropped or changed).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from psycopg import sql
+
+if TYPE_CHECKING:
+    import psycopg
+
+DIMENSION_VERSION = "etl_dimension_version"
+QUARANTINE = "etl_quarantine"
+LOAD_LOG = "etl_load_log"
+
+COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    DIMENSION_VERSION: (
+        ("dimension", "varchar NOT NULL"),
+        ("id", "integer NOT NULL"),
+        ("version", "timestamp(3)[] NOT NULL"),
+    ),
+    QUARANTINE: (
+        ("quarantine_id", "bigserial PRIMARY KEY"),
+        ("table_name", "varchar NOT NULL"),
+        ("stage", "varchar NOT NULL"),
+        ("source_id", "integer"),
+        ("source_last_updated", "timestamp(3)"),
+        ("reason", "text NOT NULL"),
+        ("row_data", "jsonb NOT NULL"),
+        ("run_id", "varchar NOT NULL"),
+        ("object_key", "varchar NOT NULL"),
+        ("quarantined_at", "timestamptz NOT NULL DEFAULT now()"),
+        ("resolved_at", "timestamptz"),
+        ("resolved_by_run", "varchar"),
+    ),
+    LOAD_LOG: (
+        ("load_id", "bigserial PRIMARY KEY"),
+        ("table_name", "varchar NOT NULL"),
+        ("run_id", "varchar NOT NULL"),
+        ("manifest_key", "varchar NOT NULL"),
+        ("rows_staged", "bigint NOT NULL"),
+        ("rows_written", "bigint NOT NULL"),
+        ("rows_rejected", "bigint NOT NULL DEFAULT 0"),
+        ("source_max_last_updated", "jsonb"),
+        ("loaded_at", "timestamptz NOT NULL DEFAULT now()"),
+    ),
+}
+CONSTRAINTS: dict[str, str] = {DIMENSION_VERSION: "PRIMARY KEY (dimension, id)"}
+
+
+def table(schema: str, name: str) -> sql.Identifier:
+    """The schema-qualified identifier of a bookkeeping table."""
+    if name not in COLUMNS:
+        raise ValueError(f"{name} is not a bookkeeping table")
+    return sql.Identifier(schema, name)
+
+
+def create_table_ddl(schema: str, name: str) -> sql.Composable:
+    parts = [sql.SQL("{} {}").format(sql.Identifier(col), sql.SQL(typ)) for col, typ in COLUMNS[name]]
+    if name in CONSTRAINTS:
+        parts.append(sql.SQL(CONSTRAINTS[name]))
+    return sql.SQL("CREATE TABLE {} ({})").format(table(schema, name), sql.SQL(", ").join(parts))
+
+
+def create_index_ddl(schema: str, name: str) -> list[sql.Composable]:
+    if name != QUARANTINE:
+        return []
+    # loads look up the rows still waiting for a table at every run
+    return [
+        sql.SQL("CREATE INDEX {} ON {} (table_name, stage, source_id) WHERE resolved_at IS NULL").format(
+            sql.Identifier("etl_quarantine_waiting_idx"), table(schema, QUARANTINE)
+        )
+    ]
+
+
+def log_load(
+    conn: psycopg.Connection,
+    schema: str,
+    table_name: str,
+    *,
+    run_id: str,
+    manifest_key: str,
+    source_max: dict[str, str] | None,
+    staged: int = 0,
+    written: int = 0,
+    rejected: int = 0,
+) -> None:
+    """One etl_load_log row: what a run did to a table, and the newest source change it handled."""
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (table_name, run_id, manifest_key, rows_staged, rows_written, rows_rejected, source_max_last_updated) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        ).format(table(schema, LOAD_LOG)),
+        (table_name, run_id, manifest_key, staged, written, rejected, json.dumps(source_max or {})),
+    )
