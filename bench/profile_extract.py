@@ -3,7 +3,7 @@
     python -m bench.profile_extract postgresql://postgres@127.0.0.1:5432/totesys [table]
 
 Prints the rows/s of: the raw ``COPY (SELECT ...) TO STDOUT`` read (the limit); our COPY reader
-(blocks of whole rows, parsed by Arrow); the parquet write with and without dictionaries for
+(ADBC's PostgreSQL driver, cast to the exact types); the parquet write with and without dictionaries for
 non-text columns; and the whole extract into local files. Run it on a totesys made by
 ``make generate ARGS="--scale 100 ..."`` (payment: 1.6 M rows); the README quotes one run.
 """
@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
     table = SOURCE[name]
     schema = source_schema(table)
     everything = Window(None, datetime(9999, 1, 1))
-    query, _ = extract_query(table, everything)
+    query = extract_query(table, everything)
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))).fetchone()[0]
 

@@ -8,7 +8,7 @@ is not read as usual: its window's rows are copied, as the database returns them
 quarantine, and ``SchemaDrift`` is raised.
 
 SQL here is built only from identifiers declared in include.registry, quoted with psycopg's sql
-module; the window's start is a bound parameter.
+module; the window's start is a literal psycopg quotes and types.
 """
 
 from __future__ import annotations
@@ -174,16 +174,17 @@ def check_contract(conn: psycopg.Connection, table: SourceTable) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def _select(columns: Iterable[sql.Composable], table: SourceTable, window: Window) -> tuple[sql.Composable, dict | None]:
-    """``SELECT columns FROM table`` of the window's rows, and its parameters."""
+def _select(columns: Iterable[sql.Composable], table: SourceTable, window: Window) -> sql.Composable:
+    """``SELECT columns FROM table`` of the window's rows. The start is a literal, quoted and
+    typed by psycopg (a datetime we computed, never input): the COPY reader streams only
+    queries without bound parameters."""
     query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(columns), sql.Identifier(table.name))
     if window.start is None:
-        return query, None
-    cond = sql.SQL(" WHERE {} >= %(start)s").format(sql.Identifier(table.cursor_column))
-    return query + cond, {"start": window.start}
+        return query
+    return query + sql.SQL(" WHERE {} >= {}").format(sql.Identifier(table.cursor_column), sql.Literal(window.start))
 
 
-def extract_query(table: SourceTable, window: Window) -> tuple[sql.Composable, dict[str, object] | None]:
+def extract_query(table: SourceTable, window: Window) -> sql.Composable:
     return _select(map(sql.Identifier, table.column_names), table, window)
 
 
@@ -195,9 +196,7 @@ def extract_batches(
     conn: psycopg.Connection, table: SourceTable, window: Window, batch_rows: int = BATCH_ROWS
 ) -> Iterator[pa.RecordBatch]:
     """Stream the window's rows of ``table`` as Arrow batches (one COPY, constant memory)."""
-    query, params = extract_query(table, window)
-    with conn.cursor() as cur:
-        yield from copy_out_batches(cur, query, source_schema(table), params=params, batch_rows=batch_rows)
+    yield from copy_out_batches(conn, extract_query(table, window), source_schema(table), batch_rows=batch_rows)
 
 
 class _Newest:
@@ -256,8 +255,7 @@ def ingest_table(
                 f"s3://{lake.bucket}/{key}; nothing of {table.name} moves until include/registry.py or "
                 "the source is fixed (README, 'When things go wrong')."
             ) from drift
-        with conn.transaction():
-            parts = write_parquet_parts(lake, prefix, newest.track(extract_batches(conn, table, window, batch_rows)), schema, tmp)
+        parts = write_parquet_parts(lake, prefix, newest.track(extract_batches(conn, table, window, batch_rows)), schema, tmp)
     newest_change = newest.value.isoformat() if newest.value else None
     details = {"window": window.as_dict(), "mode": window.mode, "max_last_updated": newest_change}
     key = publish(lake, prefix, parts, schema, table=table.name, run_id=run.run_id, **details)
@@ -273,14 +271,14 @@ def _quarantine_drift(
     live = [c.name for c in live_columns(conn, drift.table)]
     table = SOURCE[drift.table]
     # The window applies only while the cursor column survives the drift.
-    query, params = _select(
+    query = _select(
         (sql.SQL("{}::text").format(sql.Identifier(c)) for c in live),
         table,
         window if table.cursor_column in live else Window(None, window.interval_end),
     )
     path = f"{workdir}/rows.csv.gz"
     copy_sql = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(query)
-    with conn.transaction(), conn.cursor() as cur, gzip.open(path, "wb") as out, cur.copy(copy_sql, params) as copy:
+    with conn.transaction(), conn.cursor() as cur, gzip.open(path, "wb") as out, cur.copy(copy_sql) as copy:
         for chunk in copy:
             out.write(chunk)
     log.error("Schema drift in %s: %s", drift.table, "; ".join(drift.problems))
