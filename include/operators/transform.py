@@ -37,5 +37,5 @@ class IngestionToProcessedOperator(TotesOperator):
         from include.transform import transform_table
 
         ingested = {source: IngestResult.from_xcom(value) for source, value in self.ingested.items()}
-        ingestion, processed = self.lake(self.ingestion_bucket), self.lake(self.processed_bucket)
+        ingestion, processed = self.lakes(self.ingestion_bucket, self.processed_bucket)
         return transform_table(ingestion, processed, WAREHOUSE[self.table], ingested, run_of(context)).to_xcom()
