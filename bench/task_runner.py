@@ -59,6 +59,8 @@ class _TaskInstance:
 
 
 def context(task, run: dict, upstream: dict) -> dict:
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
     start, end = (datetime.fromisoformat(run[k]) for k in ("interval_start", "interval_end"))
     prev = datetime.fromisoformat(run["prev_success_end"]) if run.get("prev_success_end") else None
     return {
@@ -72,6 +74,7 @@ def context(task, run: dict, upstream: dict) -> dict:
         "params": {"full_refresh": False},
         "run_id": run["run_id"],
         "var": {"value": _Variables()},
+        "outlet_events": OutletEventAccessors(),  # Asset events are collected and dropped
     }
 
 

@@ -45,6 +45,7 @@ BATCH_ROWS = 100_000
 FX_DAG_ID = "totes_fx"
 FX_SCHEDULE_CRON = "0 6 * * *"  # 06:00 UTC: the ECB publishes a day's rates at about 16:00 CET
 FX_SCHEDULE_PERIOD = timedelta(days=1)
+FX_LAKE_TABLE = "fx_rates"  # the key prefix of its answers in the ingestion bucket: fx_rates/date=<day>/run=<run>/
 # On a weekend or an ECB holiday the API answers with the last business day's rates. The longest
 # ECB closure (Good Friday to Easter Monday) makes them 4 days old; older than this is refused.
 FX_MAX_RATE_AGE = timedelta(days=5)

@@ -26,7 +26,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from include import bookkeeping, quarantine
-from include.config import FX_MAX_RATE_AGE
+from include.config import FX_LAKE_TABLE, FX_MAX_RATE_AGE
 from include.lake import Part, publish, quarantine_prefix, run_prefix
 from include.registry import CALENDAR, FX_BASE_CURRENCY, FX_RATE
 from include.results import FxIngestResult, FxLoadResult
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LAKE_TABLE = "fx_rates"  # the key prefix in the ingestion bucket: fx_rates/date=<day>/run=<run>/
 RESPONSE_FILE = "response.json"
 # What a manifest says the answer holds: per currency, how many units one GBP buys.
 RESPONSE_SCHEMA = pa.schema(
@@ -281,8 +280,8 @@ def ingest_fx_rates(
     )
     url, body = without_credentials(response.url), response.content
     log.info("GET %s: HTTP %s, %d bytes", url, response.status_code, len(body))
-    prefix = run_prefix(LAKE_TABLE, _day_start(day), run_id)
-    refused_prefix = quarantine_prefix(LAKE_TABLE, _day_start(day), run_id)
+    prefix = run_prefix(FX_LAKE_TABLE, _day_start(day), run_id)
+    refused_prefix = quarantine_prefix(FX_LAKE_TABLE, _day_start(day), run_id)
     try:
         if response.status_code != 200:
             raise BadFxResponse([f"HTTP {response.status_code} {response.reason or ''}".strip()])
@@ -313,7 +312,7 @@ def ingest_fx_rates(
     window = {"day": day.isoformat(), "rate_date": rates.rate_date.isoformat()}
     parts = [Part(key=key, rows=len(rates.rates))]
     details = {"window": window, "mode": "http", "inputs": [url]}
-    manifest_key = publish(lake, prefix, parts, RESPONSE_SCHEMA, table=LAKE_TABLE, run_id=run_id, **details)
+    manifest_key = publish(lake, prefix, parts, RESPONSE_SCHEMA, table=FX_LAKE_TABLE, run_id=run_id, **details)
     lake.discard(refused_prefix)  # an earlier attempt's server error, now answered properly
     log.info(
         "Rates of %s for %s (dated %s): %s", FX_BASE_CURRENCY, day, rates.rate_date,

@@ -11,6 +11,7 @@ from include.config import AWS_CONN_ID, SOURCE_CONN_ID, WAREHOUSE_CONN_ID
 
 if TYPE_CHECKING:
     import psycopg
+    from airflow.sdk import Asset, Context
 
     from include.lake import Lake
     from include.results import Run
@@ -52,6 +53,21 @@ class TotesOperator(BaseOperator):
 
         hook = s3_hook(self.aws_conn_id)
         return [Lake(hook, bucket) for bucket in buckets]
+
+    def warehouse_asset(self, schema: str, table: str) -> Asset:
+        """The Asset of a warehouse table, named from the warehouse connection (include.assets)."""
+        from airflow.sdk import BaseHook
+
+        from include.assets import WarehouseLocation, warehouse_asset
+
+        return warehouse_asset(WarehouseLocation.of_connection(BaseHook.get_connection(self.warehouse_conn_id)), schema, table)
+
+    def announce(self, context: Context, asset: Asset, **extra: Any) -> None:
+        """One Asset event for what this task wrote, through its alias outlet, with the run's id."""
+        from include.assets import announce
+
+        (outlet,) = self.outlets
+        announce(context, outlet, asset, run_id=context["dag_run"].run_id, **extra)
 
 
 def psycopg_connection(postgres_conn_id: str, *, read_only: bool = False) -> psycopg.Connection:

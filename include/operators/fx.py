@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from include.config import FX_API_CONN_ID, FX_SCHEDULE_PERIOD
+from include import assets
+from include.config import FX_API_CONN_ID, FX_LAKE_TABLE, FX_SCHEDULE_PERIOD
 from include.operators._common import TotesOperator, run_of
+from include.registry import FX_RATE
 
 if TYPE_CHECKING:
     from datetime import date
@@ -42,7 +44,7 @@ class FxRatesToS3Operator(TotesOperator):
     ui_color = "#d9ead3"
 
     def __init__(self, *, bucket: str, schema: str, http_conn_id: str = FX_API_CONN_ID, timeout: float = 60.0, **kwargs: Any):
-        super().__init__(**kwargs)
+        super().__init__(outlets=[assets.alias(assets.INGESTION, FX_LAKE_TABLE)], **kwargs)
         self.bucket, self.schema, self.http_conn_id, self.timeout = bucket, schema, http_conn_id, timeout
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -55,11 +57,19 @@ class FxRatesToS3Operator(TotesOperator):
         asked = {"day": fx_day(context), "run_id": context["dag_run"].run_id, "timeout": self.timeout}
         with self.warehouse(read_only=True) as wh:
             try:
-                return ingest_fx_rates(http, wh, self.lake(self.bucket), self.schema, **asked).to_xcom()
+                result = ingest_fx_rates(http, wh, self.lake(self.bucket), self.schema, **asked)
             except NoRatesToFetch as nothing:
                 raise AirflowSkipException(str(nothing)) from None
             except FxAnswerRefused as refused:
                 raise AirflowFailException(str(refused)) from None
+        self.announce(
+            context,
+            assets.lake_asset(self.bucket, FX_LAKE_TABLE),
+            rates=result.rates,
+            day=result.day,
+            manifest=result.manifest_key,
+        )
+        return result.to_xcom()
 
 
 class FxRatesToWarehouseOperator(TotesOperator):
@@ -76,7 +86,7 @@ class FxRatesToWarehouseOperator(TotesOperator):
     ui_color = "#fce5cd"
 
     def __init__(self, *, ingested: Mapping[str, Any] | str | None, bucket: str, schema: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(outlets=[assets.alias(assets.WAREHOUSE, FX_RATE.name)], **kwargs)
         self.ingested, self.bucket, self.schema = ingested, bucket, schema
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -89,4 +99,8 @@ class FxRatesToWarehouseOperator(TotesOperator):
         if ingested is None or not ingested.manifest_key:
             raise AirflowSkipException("the ingest produced no rates: nothing to load")
         with self.warehouse() as conn:
-            return load_fx_rates(conn, self.lake(self.bucket), self.schema, ingested, run_id=context["dag_run"].run_id).to_xcom()
+            result = load_fx_rates(conn, self.lake(self.bucket), self.schema, ingested, run_id=context["dag_run"].run_id)
+        if result.written:
+            asset = self.warehouse_asset(self.schema, FX_RATE.name)
+            self.announce(context, asset, day=result.day, rows=result.rows, written=result.written)
+        return result.to_xcom()

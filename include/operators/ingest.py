@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from include.assets import INGESTION, alias, lake_asset
 from include.config import BATCH_ROWS, LOOKBACK
 from include.operators._common import TotesOperator, run_of
 
@@ -30,7 +31,7 @@ class TotesysToIngestionOperator(TotesOperator):
     ui_color = "#d9ead3"
 
     def __init__(self, *, table: str, bucket: str, lookback: timedelta = LOOKBACK, batch_rows: int = BATCH_ROWS, **kwargs: Any):
-        super().__init__(**kwargs)
+        super().__init__(outlets=[alias(INGESTION, table)], **kwargs)
         self.table, self.bucket, self.lookback, self.batch_rows = table, bucket, lookback, batch_rows
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -42,6 +43,16 @@ class TotesysToIngestionOperator(TotesOperator):
         options = {"lookback": self.lookback, "batch_rows": self.batch_rows}
         with self.source() as conn:
             try:
-                return ingest_table(conn, self.lake(self.bucket), SOURCE[self.table], run_of(context), **options).to_xcom()
+                result = ingest_table(conn, self.lake(self.bucket), SOURCE[self.table], run_of(context), **options)
             except SchemaDrift as drift:
                 raise AirflowFailException(str(drift)) from drift
+        if result.rows:
+            self.announce(
+                context,
+                lake_asset(self.bucket, self.table),
+                rows=result.rows,
+                window=result.window,
+                mode=result.mode,
+                manifest=result.manifest_key,
+            )
+        return result.to_xcom()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from include import assets
 from include.operators._common import TotesOperator, run_of
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class ProcessedToWarehouseOperator(TotesOperator):
     ui_color = "#fce5cd"
 
     def __init__(self, *, table: str, transformed: Mapping[str, Any] | str | None, bucket: str, schema: str, **kwargs: Any):
-        super().__init__(**kwargs)
+        super().__init__(outlets=[assets.alias(assets.WAREHOUSE, table)], **kwargs)
         self.table, self.transformed, self.bucket, self.schema = table, transformed, bucket, schema
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -64,7 +65,13 @@ class ProcessedToWarehouseOperator(TotesOperator):
         transformed = TransformResult.from_xcom(self.transformed)
         if transformed is None:
             raise AirflowSkipException(f"transform.{self.table} produced no result (it failed or was skipped): nothing to load")
+        run = run_of(context)
         with self.warehouse() as conn:
-            return load_table(
-                conn, self.lake(self.bucket), self.schema, WAREHOUSE[self.table], transformed, run_of(context)
-            ).to_xcom()
+            result = load_table(conn, self.lake(self.bucket), self.schema, WAREHOUSE[self.table], transformed, run)
+        if result.written:
+            window = {"start": run.interval_start.isoformat(), "end": run.interval_end.isoformat()}
+            asset = self.warehouse_asset(self.schema, self.table)
+            self.announce(
+                context, asset, written=result.written, rejected=result.rejected, replayed=result.replayed, window=window
+            )
+        return result.to_xcom()
