@@ -42,6 +42,9 @@ LOOKBACK = timedelta(minutes=30)
 BATCH_ROWS = 100_000
 
 # totes_fx (docs/fx_rates.md): once a day, the rates of the day the run's interval starts on.
+# totes_reports (README, "Assets and lineage"): no clock; it runs when a table its reports read changes.
+REPORTS_DAG_ID = "totes_reports"
+
 FX_DAG_ID = "totes_fx"
 FX_SCHEDULE_CRON = "0 6 * * *"  # 06:00 UTC: the ECB publishes a day's rates at about 16:00 CET
 FX_SCHEDULE_PERIOD = timedelta(days=1)

@@ -87,10 +87,23 @@ def extension_table_ddl(schema: str, t: ExtensionTable) -> sql.Composable:
     return _create_table(schema, t.name, t.columns, t.primary_key, list(foreign_keys(schema, t).values()))
 
 
-def extension_view_ddl(schema: str, v: ExtensionView) -> sql.Composable:
-    """The view's query (a constant of include.registry) with each table it reads schema-qualified."""
+def extension_view_ddl(schema: str, v: ExtensionView) -> list[sql.Composable]:
+    """The view's query (a constant of include.registry) with each table it reads schema-qualified;
+    a materialized view also gets the unique index that a concurrent refresh needs."""
     query = sql.SQL(v.query).format(**{name: sql.Identifier(schema, name) for name in v.reads})
-    return sql.SQL("CREATE VIEW {} AS {}").format(sql.Identifier(schema, v.name), query)
+    if not v.materialized:
+        return [sql.SQL("CREATE VIEW {} AS {}").format(sql.Identifier(schema, v.name), query)]
+    return [
+        sql.SQL("CREATE MATERIALIZED VIEW {} AS {}").format(sql.Identifier(schema, v.name), query),
+        sql.SQL("CREATE UNIQUE INDEX {} ON {} ({})").format(
+            sql.Identifier(f"{v.name}_key"), sql.Identifier(schema, v.name), sql.SQL(", ").join(map(sql.Identifier, v.unique_key))
+        ),
+    ]
+
+
+def refresh_view_sql(schema: str, v: ExtensionView) -> sql.Composable:
+    """Recompute a materialized view; readers keep seeing the old rows until it commits."""
+    return sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(sql.Identifier(schema, v.name))
 
 
 def warehouse_ddl(schema: str, missing: set[str] | None = None) -> list[sql.Composable]:
@@ -116,7 +129,7 @@ def warehouse_ddl(schema: str, missing: set[str] | None = None) -> list[sql.Comp
         if wanted(name):
             stmts += [bookkeeping.create_table_ddl(schema, name), *bookkeeping.create_index_ddl(schema, name)]
     stmts += [extension_table_ddl(schema, t) for t in EXTENSION_TABLES if wanted(t.name)]
-    stmts += [extension_view_ddl(schema, v) for v in EXTENSION_VIEWS if wanted(v.name)]
+    stmts += [stmt for v in EXTENSION_VIEWS if wanted(v.name) for stmt in extension_view_ddl(schema, v)]
     return stmts
 
 
@@ -136,7 +149,7 @@ def ensure_warehouse_schema(conn: psycopg.Connection, schema: str) -> list[str]:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         cur.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s AND c.relkind IN ('r', 'v', 'p')",
+            "WHERE n.nspname = %s AND c.relkind IN ('r', 'v', 'p', 'm')",
             (schema,),
         )
         existing = {r[0] for r in cur.fetchall()}

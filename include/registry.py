@@ -451,11 +451,20 @@ class ExtensionTable:
 @dataclass(frozen=True)
 class ExtensionView:
     """A view over warehouse tables. ``query`` names every table it reads as ``{table}``;
-    include.ddl substitutes the schema-qualified, quoted identifier."""
+    include.ddl substitutes the schema-qualified, quoted identifier.
+
+    With a ``unique_key`` it is a materialized view: its rows are kept until the DAG that the
+    Assets of what it reads schedule (totes_reports) refreshes it; the key's unique index lets
+    ``REFRESH ... CONCURRENTLY`` leave it readable meanwhile."""
 
     name: str
     reads: tuple[str, ...]
     query: str
+    unique_key: tuple[str, ...] = ()
+
+    @property
+    def materialized(self) -> bool:
+        return bool(self.unique_key)
 
 
 # fx_rate (the totes_fx DAG, docs/fx_rates.md): for each dim_date day, how many units of each
@@ -496,8 +505,34 @@ SALES_IN_GBP = ExtensionView(
     ),
 )
 
+# sales_by_month_gbp: the finance team's monthly figures per currency, and in GBP where every
+# order of the month has its day's rate (``orders_without_rate`` says how many lack one).
+# Materialized: refreshed by totes_reports whenever fact_sales_order or fx_rate changes.
+SALES_BY_MONTH_GBP = ExtensionView(
+    "sales_by_month_gbp",
+    reads=("sales_in_gbp",),
+    query=(
+        "SELECT date_trunc('month', created_date)::date AS month, currency_code, count(*) AS orders, "
+        "sum(units_sold) AS units_sold, sum(amount) AS amount, sum(amount_gbp) AS amount_gbp, "
+        "count(*) FILTER (WHERE amount_gbp IS NULL) AS orders_without_rate "
+        "FROM {sales_in_gbp} GROUP BY 1, 2"
+    ),
+    unique_key=("month", "currency_code"),
+)
+
+
+def tables_under(view: ExtensionView) -> tuple[str, ...]:
+    """The tables a view reads, through the views it reads: what its freshness depends on."""
+    views = {v.name: v for v in EXTENSION_VIEWS}
+    found: list[str] = []
+    for name in view.reads:
+        found += tables_under(views[name]) if name in views else [name]
+    return tuple(dict.fromkeys(found))
+
+
 EXTENSION_TABLES: tuple[ExtensionTable, ...] = (FX_RATE,)
-EXTENSION_VIEWS: tuple[ExtensionView, ...] = (SALES_IN_GBP,)
+# In creation order: a view comes after the views it reads.
+EXTENSION_VIEWS: tuple[ExtensionView, ...] = (SALES_IN_GBP, SALES_BY_MONTH_GBP)
 
 
 # --------------------------------------------------------------------------------------------
@@ -568,10 +603,11 @@ def check_extensions(
             if c.references and c.references not in known:
                 raise ValueError(f"{t.name}.{c.name} references unknown table {c.references}")
     for v in views:
-        _identifiers(v.name)
+        _identifiers(v.name, *v.unique_key)
         placeholders = {field for _, field, _, _ in string.Formatter().parse(v.query) if field is not None}
         if placeholders != set(v.reads) or not set(v.reads) <= known:
-            raise ValueError(f"{v.name} must name exactly the known tables it reads as {{table}}")
+            raise ValueError(f"{v.name} must name exactly the known tables and earlier views it reads as {{table}}")
+        known.add(v.name)
 
 
 check_registry()

@@ -101,3 +101,9 @@ class FxLoadResult(XComResult):
     day: str
     rows: int = 0
     written: int = 0
+
+
+@dataclass(frozen=True)
+class ReportResult(XComResult):
+    view: str
+    rows: int = 0

@@ -101,3 +101,56 @@ def test_each_table_a_run_changes_is_one_asset_event_with_its_figures_and_a_quie
         ).fetchone()
     assert changed[warehouse_uri(p, "dim_location")]["written"] == 1
     assert changed[warehouse_uri(p, "dim_counterparty")]["written"] == users
+
+
+def test_a_totes_etl_run_that_changes_fact_sales_order_queues_totes_reports_which_refreshes_its_report(pipeline):
+    from airflow.models.asset import AssetDagRunQueue
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    from include.registry import SALES_BY_MONTH_GBP, tables_under
+
+    p = pipeline()
+    with psycopg.connect(p.totesys_url) as conn:
+        generate(conn, GeneratorSettings(seed=4, scale=0.02))
+    p.run("2024-11-15T14:45:00")  # writes totes_reports (a DAG of the same folder) to the metadata too
+    with create_session() as session:
+        session.query(AssetDagRunQueue).delete()
+        session.query(DagModel).filter(DagModel.dag_id == "totes_reports").update({"is_paused": False})
+    try:
+        p.run("2024-11-15T15:00:00")  # a re-read of rows already loaded: no table changes
+        with create_session() as session:
+            assert session.query(AssetDagRunQueue).filter_by(target_dag_id="totes_reports").count() == 0
+        with psycopg.connect(p.totesys_url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE sales_order SET units_sold = units_sold + 1, last_updated = %s "
+                "WHERE sales_order_id = (SELECT min(sales_order_id) FROM sales_order)",
+                (datetime(2024, 11, 15, 15, 5),),
+            )
+        p.run("2024-11-15T15:15:00")
+        with create_session() as session:
+            queued = session.query(AssetDagRunQueue).filter_by(target_dag_id="totes_reports").all()
+            uris = {q.asset.uri for q in queued}
+        assert uris == {warehouse_uri(p, "fact_sales_order")}
+        assert "fact_sales_order" in tables_under(SALES_BY_MONTH_GBP)
+    finally:
+        with create_session() as session:
+            session.query(DagModel).filter(DagModel.dag_id == "totes_reports").update({"is_paused": True})
+            session.query(AssetDagRunQueue).delete()
+
+    # The queued run refreshes the report: equal to the same figures computed from the view.
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import ROOT
+
+    reports = DagBag(dag_folder=str(ROOT / "dags" / "totes_reports.py")).dags["totes_reports"]
+    assert reports.test().state == "success"
+    with psycopg.connect(p.warehouse_url) as wh:
+        report = wh.execute("SELECT month, currency_code, orders, amount FROM sales_by_month_gbp ORDER BY 1, 2").fetchall()
+        again = wh.execute(
+            "SELECT date_trunc('month', created_date)::date, currency_code, count(*), sum(amount) FROM sales_in_gbp "
+            "GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+        (orders,) = wh.execute("SELECT count(DISTINCT sales_order_id) FROM fact_sales_order").fetchone()
+    assert report == again
+    assert sum(r[2] for r in report) == orders > 0

@@ -2,7 +2,7 @@
 
 They follow the providers' operators: keyword-only constructors that only store arguments,
 ``template_fields``, hooks created in ``execute``, then one call into the stage function
-(include.ingest, include.transform, include.load, include.checks, include.fx), whose typed
+(include.ingest, include.transform, include.load, include.checks, include.fx, include.reports), whose typed
 result goes to XCom as a dict. Heavy imports (pyarrow, psycopg, boto3) stay inside ``execute``
 so that parsing a DAG stays cheap.
 """
@@ -11,6 +11,7 @@ from include.operators.checks import QuarantineReportOperator, WarehouseCheckOpe
 from include.operators.fx import FxRatesToS3Operator, FxRatesToWarehouseOperator
 from include.operators.ingest import TotesysToIngestionOperator
 from include.operators.load import ProcessedToWarehouseOperator, WarehouseSchemaOperator
+from include.operators.reports import WarehouseReportOperator
 from include.operators.transform import IngestionToProcessedOperator
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "QuarantineReportOperator",
     "TotesysToIngestionOperator",
     "WarehouseCheckOperator",
+    "WarehouseReportOperator",
     "WarehouseSchemaOperator",
 ]
