@@ -62,6 +62,16 @@ class TotesOperator(BaseOperator):
 
         return warehouse_asset(WarehouseLocation.of_connection(BaseHook.get_connection(self.warehouse_conn_id)), schema, table)
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """What the task read and wrote, for the OpenLineage provider (``lineage`` of each operator)."""
+        from include.operators._lineage import operator_lineage
+
+        return operator_lineage(*self.lineage())
+
+    def lineage(self) -> tuple[list[Any], list[Any]]:
+        """(input datasets, output datasets) of the rendered task; none by default."""
+        return [], []
+
     def announce(self, context: Context, asset: Asset, **extra: Any) -> None:
         """One Asset event for what this task wrote, through its alias outlet, with the run's id."""
         from include.assets import announce

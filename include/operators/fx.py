@@ -71,6 +71,11 @@ class FxRatesToS3Operator(TotesOperator):
         )
         return result.to_xcom()
 
+    def lineage(self) -> tuple[list[Any], list[Any]]:
+        from include.operators._lineage import postgres_dataset, s3_dataset
+
+        return [postgres_dataset(self.warehouse_conn_id, self.schema, "dim_currency")], [s3_dataset(self.bucket, FX_LAKE_TABLE)]
+
 
 class FxRatesToWarehouseOperator(TotesOperator):
     """Load the rates one run ingested into fx_rate, in one transaction (include.fx.upsert_rates):
@@ -104,3 +109,8 @@ class FxRatesToWarehouseOperator(TotesOperator):
             asset = self.warehouse_asset(self.schema, FX_RATE.name)
             self.announce(context, asset, day=result.day, rows=result.rows, written=result.written)
         return result.to_xcom()
+
+    def lineage(self) -> tuple[list[Any], list[Any]]:
+        from include.operators._lineage import postgres_dataset, s3_dataset
+
+        return [s3_dataset(self.bucket, FX_LAKE_TABLE)], [postgres_dataset(self.warehouse_conn_id, self.schema, FX_RATE.name)]

@@ -56,3 +56,12 @@ class TotesysToIngestionOperator(TotesOperator):
                 manifest=result.manifest_key,
             )
         return result.to_xcom()
+
+    def lineage(self) -> tuple[list[Any], list[Any]]:
+        from include.operators._lineage import column_lineage, identity, postgres_dataset, s3_dataset, schema_facet
+        from include.registry import SOURCE
+
+        columns = SOURCE[self.table].columns
+        source = postgres_dataset(self.source_conn_id, "public", self.table, schema=schema_facet(columns))
+        lineage = column_lineage(identity(self.table, [c.name for c in columns]), {self.table: source})
+        return [source], [s3_dataset(self.bucket, self.table, schema=schema_facet(columns), columnLineage=lineage)]

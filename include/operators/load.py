@@ -75,3 +75,15 @@ class ProcessedToWarehouseOperator(TotesOperator):
                 context, asset, written=result.written, rejected=result.rejected, replayed=result.replayed, window=window
             )
         return result.to_xcom()
+
+    def lineage(self) -> tuple[list[Any], list[Any]]:
+        from include.operators._lineage import column_lineage, identity, postgres_dataset, s3_dataset, schema_facet
+        from include.registry import WAREHOUSE
+
+        table = WAREHOUSE[self.table]
+        processed = s3_dataset(self.bucket, self.table, schema=schema_facet(c for c in table.columns if not c.serial))
+        lineage = column_lineage(identity(self.table, table.load_columns), {self.table: processed})
+        loaded = postgres_dataset(
+            self.warehouse_conn_id, self.schema, self.table, schema=schema_facet(table.columns), columnLineage=lineage
+        )
+        return [processed], [loaded]

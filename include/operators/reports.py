@@ -34,3 +34,11 @@ class WarehouseReportOperator(TotesOperator):
             result = refresh_report(conn, self.schema, self.report)
         self.announce(context, self.warehouse_asset(self.schema, self.report), rows=result.rows)
         return result.to_xcom()
+
+    def lineage(self) -> tuple[list[Any], list[Any]]:
+        from include.operators._lineage import postgres_dataset
+        from include.registry import tables_under
+        from include.reports import REPORTS
+
+        read = [postgres_dataset(self.warehouse_conn_id, self.schema, t) for t in tables_under(REPORTS[self.report])]
+        return read, [postgres_dataset(self.warehouse_conn_id, self.schema, self.report)]

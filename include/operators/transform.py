@@ -44,3 +44,16 @@ class IngestionToProcessedOperator(TotesOperator):
             asset = lake_asset(self.processed_bucket, self.table)
             self.announce(context, asset, rows=result.rows, rejected=result.rejected, manifest=result.manifest_key)
         return result.to_xcom()
+
+    def lineage(self) -> tuple[list[Any], list[Any]]:
+        from include.lineage import warehouse_column_inputs
+        from include.operators._lineage import column_lineage, s3_dataset, schema_facet
+        from include.registry import SOURCE, WAREHOUSE
+
+        table = WAREHOUSE[self.table]
+        ingested = {s: s3_dataset(self.ingestion_bucket, s, schema=schema_facet(SOURCE[s].columns)) for s in table.sources}
+        written = [c for c in table.columns if not c.serial]
+        lineage = column_lineage(warehouse_column_inputs(table), ingested)
+        return list(ingested.values()), [
+            s3_dataset(self.processed_bucket, self.table, schema=schema_facet(written), columnLineage=lineage)
+        ]
