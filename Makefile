@@ -79,3 +79,4 @@ api: setup
 .PHONY: diagrams
 diagrams: setup
 	$(PY) scripts/schema_diagram.py --write
+	$(PY) scripts/lineage_diagram.py --write

@@ -25,13 +25,14 @@ from include.registry import (
 # subtype IDENTITY (the same value) or TRANSFORMATION (changed on the way).
 IDENTITY, TRANSFORMATION = "IDENTITY", "TRANSFORMATION"
 
-_HOW: dict[type[Derivation], str] = {
-    DateOf: "the date of a timestamp",
-    TimeOf: "the time of day of a timestamp",
-    TextDate: "a YYYY-MM-DD text as a date",
-    CurrencyName: "the ISO 4217 name of a currency code",
+# How a derivation changes its input: (a short label for diagrams, the description).
+_HOW: dict[type[Derivation], tuple[str, str]] = {
+    DateOf: ("date of", "the date of a timestamp"),
+    TimeOf: ("time of", "the time of day of a timestamp"),
+    TextDate: ("text date", "a YYYY-MM-DD text as a date"),
+    CurrencyName: ("ISO 4217 name", "the ISO 4217 name of a currency code"),
 }
-CALENDAR_HOW = "the calendar attributes of every date any fact refers to"
+CALENDAR_HOW = ("calendar", "the calendar attributes of every date any fact refers to")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class ColumnInput:
     column: str
     subtype: str = IDENTITY
     description: str | None = None
+    label: str | None = None  # the description in a word or two
 
 
 def warehouse_column_inputs(table: WarehouseTable) -> dict[str, tuple[ColumnInput, ...]]:
@@ -49,7 +51,7 @@ def warehouse_column_inputs(table: WarehouseTable) -> dict[str, tuple[ColumnInpu
     writes (a fact's serial key is the warehouse's own: it has no input and is not listed)."""
     if table.kind == "calendar":
         dates = tuple(
-            ColumnInput(source, column, TRANSFORMATION, CALENDAR_HOW)
+            ColumnInput(source, column, TRANSFORMATION, CALENDAR_HOW[1], CALENDAR_HOW[0])
             for source, columns in calendar_inputs().items()
             for column in columns
         )
@@ -60,5 +62,5 @@ def warehouse_column_inputs(table: WarehouseTable) -> dict[str, tuple[ColumnInpu
             continue
         source, column = table.input_of(c)
         how = _HOW.get(type(table.derivation(c)))
-        found[c.name] = (ColumnInput(source, column, TRANSFORMATION if how else IDENTITY, how),)
+        found[c.name] = (ColumnInput(source, column, TRANSFORMATION, how[1], how[0]) if how else ColumnInput(source, column),)
     return found

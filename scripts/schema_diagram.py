@@ -99,15 +99,17 @@ def render() -> str:
     return "\n".join(out)
 
 
-def generated_part(text: str) -> str:
+def generated_part(text: str, begin: str = BEGIN, end: str = END) -> str:
     """The part of ``text`` between the markers, markers included."""
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < start:
-        raise ValueError(f"{DOC.name} has no generated part ({BEGIN!r} ... {END!r})")
-    return text[start : end + len(END)]
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < start:
+        raise ValueError(f"{DOC.name} has no generated part ({begin!r} ... {end!r})")
+    return text[start : stop + len(end)]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, render=render, begin: str = BEGIN, end: str = END, script: str = __file__) -> int:
+    """Print, --write or --check one generated part of docs/architecture.md (also for
+    scripts/lineage_diagram.py, which passes its own ``render`` and markers)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help=f"replace the generated part of {DOC.relative_to(ROOT)}")
@@ -118,10 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         print(fresh)
         return 0
     text = DOC.read_text()
-    current = generated_part(text)
+    current = generated_part(text, begin, end)
     if args.check:
         if current != fresh:
-            print(f"{DOC.relative_to(ROOT)} is out of date: run python scripts/schema_diagram.py --write", file=sys.stderr)
+            print(f"{DOC.relative_to(ROOT)} is out of date: run python scripts/{Path(script).name} --write", file=sys.stderr)
             return 1
         return 0
     DOC.write_text(text.replace(current, fresh))

@@ -109,3 +109,16 @@ def assert_warehouse_equals(actual: dict[str, Counter], expected: dict[str, Coun
         missing, extra = want - got, got - want
         assert not missing, f"{table}: {sum(missing.values())} expected row(s) missing, e.g. {list(missing)[:2]}"
         assert not extra, f"{table}: {sum(extra.values())} unexpected or duplicated row(s), e.g. {list(extra)[:2]}"
+
+
+def registry_inputs(table, column) -> set[tuple[str, str]]:
+    """What include/registry.py says a warehouse column is computed from, as (source table,
+    column) pairs, read from its declarations (not from include/lineage.py, which the lineage
+    tests check): a fact's serial key from nothing, the calendar from every date a fact refers to."""
+    from include.registry import calendar_inputs
+
+    if column.serial:
+        return set()
+    if table.kind == "calendar":
+        return {(source, c) for source, columns in calendar_inputs().items() for c in columns}
+    return {table.input_of(column)}

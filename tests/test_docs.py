@@ -3,6 +3,9 @@
 * The three star schemas in architecture.md are exactly what scripts/schema_diagram.py generates
   from include/registry.py, and say what PostgreSQL really has once include.ddl created the
   warehouse (columns in order, types, NULL, primary, foreign and unique keys).
+* The column-lineage flowcharts are exactly what scripts/lineage_diagram.py generates, and
+  every warehouse column traced back through their arrows reaches exactly the source columns
+  the registry declares.
 * The system picture names every task group of the real DAG with its number of tasks; the key
   layout of the buckets is the one include.lake and include.state write.
 * Every `airflow` command of runbook.md is accepted by Airflow's own CLI parser, every SQL query
@@ -24,8 +27,9 @@ from pathlib import Path
 import pytest
 
 from include.registry import SOURCE_TABLES, WAREHOUSE, WAREHOUSE_TABLES
-from scripts import schema_diagram
+from scripts import lineage_diagram, schema_diagram
 from tests.conftest import ROOT
+from tests.expected import registry_inputs
 
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 RUNBOOK = ROOT / "docs" / "runbook.md"
@@ -128,6 +132,37 @@ def test_architecture_md_holds_exactly_the_generated_star_schemas():
     titles = re.findall(r"^### (\w+): `(\w+)`$", schema_diagram.generated_part(text), flags=re.MULTILINE)
     assert titles == [("Sales", "fact_sales_order"), ("Purchases", "fact_purchase_orders"), ("Payments", "fact_payment")]
     assert set(stars_in(text)) == {t.name for t in WAREHOUSE_TABLES if t.kind == "fact"}
+
+
+def test_architecture_md_holds_the_generated_lineage_and_it_traces_every_column_to_its_sources():
+    text = ARCHITECTURE.read_text()
+    part = schema_diagram.generated_part(text, lineage_diagram.BEGIN, lineage_diagram.END)
+    assert part == lineage_diagram.render()
+    done = subprocess.run(
+        [sys.executable, "scripts/lineage_diagram.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    charts = [b for b in fenced(part, "mermaid") if b.startswith("flowchart")]
+    assert len(charts) == len(WAREHOUSE_TABLES)
+    arrows: dict[str, set[str]] = {}  # node -> the nodes with an arrow into it
+    for chart in charts:
+        for source, target in re.findall(r"^\s*(\w+) (?:-- \"[^\"]*\" )?--> (\w+)$", chart, flags=re.MULTILINE):
+            arrows.setdefault(target, set()).add(source)
+
+    def trace(node: str) -> set[tuple[str, str]]:
+        if node.startswith("src_"):
+            table, column = node.removeprefix("src_").split("__")
+            return {(table, column)}
+        return set().union(*(trace(n) for n in arrows.get(node, ())))
+
+    for t in WAREHOUSE_TABLES:
+        for c in t.columns:
+            assert trace(f"{t.name}__{c.name}") == registry_inputs(t, c), f"{t.name}.{c.name}"
 
 
 def test_the_check_fails_when_the_document_drifts_and_write_repairs_it(tmp_path, monkeypatch):

@@ -15,7 +15,8 @@ import psycopg
 import pytest
 
 from devtools.totesys.generator import GeneratorSettings, generate
-from include.registry import SOURCE_TABLES, WAREHOUSE_TABLES, calendar_inputs
+from include.registry import SOURCE_TABLES, WAREHOUSE_TABLES
+from tests.expected import registry_inputs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -34,15 +35,6 @@ def run_with_openlineage(events: Path, logical_date: str) -> list[dict]:
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
-
-
-def expected_inputs(table, column) -> set[tuple[str, str]]:
-    """What the registry says a warehouse column is computed from: (source table, column)."""
-    if column.serial:
-        return set()
-    if table.kind == "calendar":
-        return {(source, c) for source, columns in calendar_inputs().items() for c in columns}
-    return {table.input_of(column)}
 
 
 def test_every_warehouse_column_traces_back_to_exactly_the_source_columns_the_registry_names(pipeline, tmp_path):
@@ -89,7 +81,7 @@ def test_every_warehouse_column_traces_back_to_exactly_the_source_columns_the_re
         assert set(lineage[output]) == set(w.load_columns)
         for c in w.columns:
             traced[w.name][c.name] = trace(*output, c.name)
-            assert traced[w.name][c.name] == expected_inputs(w, c), f"{w.name}.{c.name}"
+            assert traced[w.name][c.name] == registry_inputs(w, c), f"{w.name}.{c.name}"
     # a few read by eye
     assert traced["dim_counterparty"]["counterparty_legal_city"] == {("address", "city")}
     assert traced["dim_location"]["location_id"] == {("address", "address_id")}
