@@ -22,11 +22,10 @@ from include.alerts import task_defaults
 from include.assets import warehouse_alias
 from include.config import REPORTS_DAG_ID, variable_template
 from include.operators import WarehouseReportOperator, WarehouseSchemaOperator
-from include.registry import EXTENSION_VIEWS, tables_under
+from include.registry import MATERIALIZED_VIEWS, tables_under
 
 WAREHOUSE_SCHEMA = variable_template("totes_warehouse_schema")
-REPORTS = [v for v in EXTENSION_VIEWS if v.materialized]
-READS = sorted({table for v in REPORTS for table in tables_under(v)})
+READS = sorted({table for v in MATERIALIZED_VIEWS for table in tables_under(v)})
 
 with DAG(
     dag_id=REPORTS_DAG_ID,
@@ -44,5 +43,5 @@ with DAG(
 ) as dag:
     ensure_schema = WarehouseSchemaOperator(task_id="ensure_warehouse_schema", schema=WAREHOUSE_SCHEMA)
     with TaskGroup("refresh", tooltip="one task per materialized view"):
-        refresh = [WarehouseReportOperator(task_id=v.name, report=v.name, schema=WAREHOUSE_SCHEMA) for v in REPORTS]
+        refresh = [WarehouseReportOperator(task_id=v.name, report=v.name, schema=WAREHOUSE_SCHEMA) for v in MATERIALIZED_VIEWS]
     ensure_schema >> refresh

@@ -53,7 +53,7 @@ def warehouse_asset(location: WarehouseLocation, schema: str, table: str) -> Ass
 
 
 class WarehouseLocation:
-    """Where the warehouse is, as its Airflow connection names it (host, port, database)."""
+    """Where the warehouse is: host, port, database."""
 
     def __init__(self, host: str, port: int | None, database: str) -> None:
         if not host or not database:
@@ -61,9 +61,9 @@ class WarehouseLocation:
         self.host, self.port, self.database = host, port or 5432, database
 
     @classmethod
-    def of_connection(cls, conn: Any) -> WarehouseLocation:
-        """From an Airflow ``Connection`` (its ``schema`` field is the database, as PostgresHook reads it)."""
-        return cls(conn.host, conn.port, conn.schema)
+    def of_psycopg(cls, conn: Any) -> WarehouseLocation:
+        """From an open psycopg connection: where PostgresHook connected, as the Airflow connection said."""
+        return cls(conn.info.host, conn.info.port, conn.info.dbname)
 
 
 def announce(context: Any, outlet: AssetAlias, asset: Asset, **extra: Any) -> None:

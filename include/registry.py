@@ -533,6 +533,8 @@ def tables_under(view: ExtensionView) -> tuple[str, ...]:
 EXTENSION_TABLES: tuple[ExtensionTable, ...] = (FX_RATE,)
 # In creation order: a view comes after the views it reads.
 EXTENSION_VIEWS: tuple[ExtensionView, ...] = (SALES_IN_GBP, SALES_BY_MONTH_GBP)
+# The reports totes_reports refreshes.
+MATERIALIZED_VIEWS: tuple[ExtensionView, ...] = tuple(v for v in EXTENSION_VIEWS if v.materialized)
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 from psycopg import sql
 
 from include.ddl import refresh_view_sql
-from include.registry import EXTENSION_VIEWS
+from include.registry import MATERIALIZED_VIEWS
 from include.results import ReportResult
 
 if TYPE_CHECKING:
     import psycopg
 
-REPORTS = {v.name: v for v in EXTENSION_VIEWS if v.materialized}
+REPORTS = {v.name: v for v in MATERIALIZED_VIEWS}
 
 
 def refresh_report(conn: psycopg.Connection, schema: str, name: str) -> ReportResult:

@@ -113,21 +113,19 @@ def stars_in(text: str) -> dict[str, tuple[dict[str, list[dict]], list[tuple[str
 # ------------------------------------------------------------------------------------------
 
 
+def assert_up_to_date(script: str) -> None:
+    """``python <script> --check`` says docs/architecture.md holds what it generates."""
+    done = subprocess.run([sys.executable, script, "--check"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+
+
 def test_architecture_md_holds_exactly_the_generated_star_schemas():
     text = ARCHITECTURE.read_text()
     assert schema_diagram.generated_part(text) == schema_diagram.render()
     assert text.count(schema_diagram.BEGIN) == 1
     assert text.count(schema_diagram.END) == 1
     # The command the document names says the same.
-    done = subprocess.run(
-        [sys.executable, "scripts/schema_diagram.py", "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    assert_up_to_date("scripts/schema_diagram.py")
     # One star per fact, titled as the spec names them, in this order.
     titles = re.findall(r"^### (\w+): `(\w+)`$", schema_diagram.generated_part(text), flags=re.MULTILINE)
     assert titles == [("Sales", "fact_sales_order"), ("Purchases", "fact_purchase_orders"), ("Payments", "fact_payment")]
@@ -138,15 +136,7 @@ def test_architecture_md_holds_the_generated_lineage_and_it_traces_every_column_
     text = ARCHITECTURE.read_text()
     part = schema_diagram.generated_part(text, lineage_diagram.BEGIN, lineage_diagram.END)
     assert part == lineage_diagram.render()
-    done = subprocess.run(
-        [sys.executable, "scripts/lineage_diagram.py", "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    assert_up_to_date("scripts/lineage_diagram.py")
     charts = [b for b in fenced(part, "mermaid") if b.startswith("flowchart")]
     assert len(charts) == len(WAREHOUSE_TABLES)
     arrows: dict[str, set[str]] = {}  # node -> the nodes with an arrow into it

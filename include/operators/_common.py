@@ -54,13 +54,12 @@ class TotesOperator(BaseOperator):
         hook = s3_hook(self.aws_conn_id)
         return [Lake(hook, bucket) for bucket in buckets]
 
-    def warehouse_asset(self, schema: str, table: str) -> Asset:
-        """The Asset of a warehouse table, named from the warehouse connection (include.assets)."""
-        from airflow.sdk import BaseHook
-
+    def warehouse_asset(self, conn: psycopg.Connection, schema: str, table: str) -> Asset:
+        """The Asset of a warehouse table, named from the open connection to it (include.assets):
+        no second lookup of the Airflow connection (a Secrets Manager call on MWAA)."""
         from include.assets import WarehouseLocation, warehouse_asset
 
-        return warehouse_asset(WarehouseLocation.of_connection(BaseHook.get_connection(self.warehouse_conn_id)), schema, table)
+        return warehouse_asset(WarehouseLocation.of_psycopg(conn), schema, table)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """What the task read and wrote, for the OpenLineage provider (``lineage`` of each operator)."""

@@ -105,8 +105,8 @@ class FxRatesToWarehouseOperator(TotesOperator):
             raise AirflowSkipException("the ingest produced no rates: nothing to load")
         with self.warehouse() as conn:
             result = load_fx_rates(conn, self.lake(self.bucket), self.schema, ingested, run_id=context["dag_run"].run_id)
+            asset = self.warehouse_asset(conn, self.schema, FX_RATE.name)
         if result.written:
-            asset = self.warehouse_asset(self.schema, FX_RATE.name)
             self.announce(context, asset, day=result.day, rows=result.rows, written=result.written)
         return result.to_xcom()
 

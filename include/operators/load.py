@@ -68,9 +68,9 @@ class ProcessedToWarehouseOperator(TotesOperator):
         run = run_of(context)
         with self.warehouse() as conn:
             result = load_table(conn, self.lake(self.bucket), self.schema, WAREHOUSE[self.table], transformed, run)
+            asset = self.warehouse_asset(conn, self.schema, self.table)
         if result.written:
             window = {"start": run.interval_start.isoformat(), "end": run.interval_end.isoformat()}
-            asset = self.warehouse_asset(self.schema, self.table)
             self.announce(
                 context, asset, written=result.written, rejected=result.rejected, replayed=result.replayed, window=window
             )

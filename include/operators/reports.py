@@ -32,7 +32,8 @@ class WarehouseReportOperator(TotesOperator):
 
         with self.warehouse() as conn:
             result = refresh_report(conn, self.schema, self.report)
-        self.announce(context, self.warehouse_asset(self.schema, self.report), rows=result.rows)
+            asset = self.warehouse_asset(conn, self.schema, self.report)
+        self.announce(context, asset, rows=result.rows)
         return result.to_xcom()
 
     def lineage(self) -> tuple[list[Any], list[Any]]:
