@@ -19,7 +19,7 @@ import pendulum
 from airflow.sdk import DAG, TaskGroup
 
 from include.alerts import task_defaults
-from include.assets import warehouse_alias
+from include.assets import WAREHOUSE, declared
 from include.config import REPORTS_DAG_ID, variable_template
 from include.operators import WarehouseReportOperator, WarehouseSchemaOperator
 from include.registry import MATERIALIZED_VIEWS, tables_under
@@ -30,7 +30,7 @@ READS = sorted({table for v in MATERIALIZED_VIEWS for table in tables_under(v)})
 with DAG(
     dag_id=REPORTS_DAG_ID,
     description="Materialized reports, refreshed when the tables they read change",
-    schedule=reduce(or_, (warehouse_alias(table) for table in READS)),
+    schedule=reduce(or_, (declared(WAREHOUSE, table) for table in READS)),
     start_date=pendulum.datetime(2024, 11, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -14,6 +14,7 @@ imported; connections and variables come from AIRFLOW_CONN_* / AIRFLOW_VAR_* var
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -144,13 +145,19 @@ def airflow_db() -> Path:
     return _AIRFLOW_HOME
 
 
-@pytest.fixture(scope="session")
-def totes_dag(airflow_db):
+def parse_dag(dag_file: str, dag_id: str):
+    """Parse a DAG file as the DAG processor does, with the environment as it is now (the Assets
+    a DAG declares are read from it: include/assets.py)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "totes_etl.py"))
+    bag = DagBag(dag_folder=str(ROOT / "dags" / dag_file))
     assert not bag.import_errors, bag.import_errors
-    return bag.get_dag("totes_etl")
+    return bag.get_dag(dag_id)
+
+
+@pytest.fixture(scope="session")
+def totes_dag(airflow_db):
+    return parse_dag("totes_etl.py", "totes_etl")
 
 
 def smtp_connection_json(port: int) -> str:
@@ -200,28 +207,32 @@ def forget_dag_runs(dag_id: str) -> None:
 
 
 @pytest.fixture
-def pipeline(totes_dag, new_database, new_buckets, airflow_connections, s3_endpoint):
+def pipeline(airflow_db, new_database, new_buckets, airflow_connections, s3_endpoint):
     """Factory: totes_etl wired to fresh totesys and warehouse databases and fresh buckets, with
-    no earlier runs in Airflow's metadata. Retries happen at once, and once (the DAG's real
-    back-off would make a failing test wait minutes; test_dag_integrity checks the real values)."""
+    no earlier runs in Airflow's metadata, parsed once they are configured (so that its Assets
+    name them). Retries happen at once, and once (the DAG's real back-off would make a failing
+    test wait minutes; test_dag_integrity checks the real values)."""
     from tests.harness import Pipeline, fast_retries
 
-    def make(*, schema: str = "public", totesys_url: str | None = None, warehouse_url: str | None = None, **connections):
-        forget_dag_runs(totes_dag.dag_id)
-        totesys_url = totesys_url or new_database("totesys")
-        warehouse_url = warehouse_url or new_database("warehouse")
-        ingestion, processed = new_buckets("ingestion", "processed")
-        airflow_connections(
-            totesys_url=totesys_url,
-            warehouse_url=warehouse_url,
-            ingestion=ingestion,
-            processed=processed,
-            schema=schema,
-            **connections,
-        )
-        return Pipeline(totes_dag, totesys_url, warehouse_url, ingestion, processed, schema, s3_endpoint)
+    with contextlib.ExitStack() as stack:
 
-    with fast_retries(totes_dag):
+        def make(*, schema: str = "public", totesys_url: str | None = None, warehouse_url: str | None = None, **connections):
+            forget_dag_runs("totes_etl")
+            totesys_url = totesys_url or new_database("totesys")
+            warehouse_url = warehouse_url or new_database("warehouse")
+            ingestion, processed = new_buckets("ingestion", "processed")
+            airflow_connections(
+                totesys_url=totesys_url,
+                warehouse_url=warehouse_url,
+                ingestion=ingestion,
+                processed=processed,
+                schema=schema,
+                **connections,
+            )
+            dag = parse_dag("totes_etl.py", "totes_etl")
+            stack.enter_context(fast_retries(dag))
+            return Pipeline(dag, totesys_url, warehouse_url, ingestion, processed, schema, s3_endpoint)
+
         yield make
 
 

@@ -134,6 +134,32 @@ def test_the_secrets_backend_is_the_amazon_providers_secrets_manager_backend():
     assert 'variables_prefix   = "airflow/variables"' in secrets
 
 
+def test_mwaa_gives_the_dags_what_their_assets_name_without_a_secret():
+    """Assets are declared at parse time from Airflow's [totes] section (include/assets.py):
+    MWAA sets it from the same buckets and schema as the variables, and the warehouse's
+    location when it is given."""
+    from include.assets import WarehouseLocation, declared_locations
+
+    env = block("mwaa", "resource", "aws_mwaa_environment", "this")
+    options = dict(re.findall(r'^      "totes\.(\w+)" += (\S+)$', env, flags=re.MULTILINE))
+    assert options == {
+        "ingestion_bucket": "local.stateful.ingestion_bucket",
+        "processed_bucket": "local.stateful.processed_bucket",
+        "warehouse_schema": "local.stateful.warehouse_schema",
+    }
+    assert '{ "totes.warehouse" = var.warehouse_asset_location }' in env
+    # the environment MWAA makes of them is what the DAGs read
+    given = {f"AIRFLOW__TOTES__{k.upper()}": f"{k}-value" for k in options} | {"AIRFLOW__TOTES__WAREHOUSE": "wh.internal:5432/dw"}
+    assert declared_locations(given).__dict__ == {
+        "ingestion_bucket": "ingestion_bucket-value",
+        "processed_bucket": "processed_bucket-value",
+        "warehouse_schema": "warehouse_schema-value",
+        "warehouse": WarehouseLocation("wh.internal", 5432, "dw"),
+    }
+    stateful = block("stateful", "output", "warehouse_schema")
+    assert "value       = var.warehouse_schema" in stateful
+
+
 def test_every_airflow_component_logs_to_cloudwatch():
     env = block("mwaa", "resource", "aws_mwaa_environment", "this")
     logging = re.search(r"^  logging_configuration \{\n(.*?)\n  \}$", env, flags=re.DOTALL | re.MULTILINE)

@@ -196,25 +196,39 @@ def test_grid_shows_every_task_of_the_demo_run_succeeded(stack, chromium, tmp_pa
             browser.close()
     assert (ARTIFACTS / "ui-grid.png").stat().st_size > 10_000
     assert (ARTIFACTS / "ui-asset.png").stat().st_size > 10_000
+    assert (ARTIFACTS / "ui-assets.png").stat().st_size > 10_000
 
 
 def check_assets_view(page, base_url: str) -> None:
-    """Every warehouse table is an Asset whose events come from its load task (REST API), and a
-    person opening a table's Asset page sees its URI and the event totes_etl emitted.
-
-    The tasks attach these Assets at run time through their aliases (include/assets.py), and
-    Airflow counts an Asset no DAG declares statically as inactive: the Assets list, which shows
-    active ones only, does not list them (hence ``only_active=false`` here; README, "Assets and
-    lineage")."""
-    assets = api_get(page, "/api/v2/assets?limit=200&only_active=false&uri_pattern=postgres")["assets"]
+    """Every warehouse table is an active Asset declared by its load task, whose events come
+    from that task (REST API, as the Assets view reads it); the Assets view lists each one with
+    its producing task; a person opening a table's Asset page sees its URI and its events."""
+    assets = api_get(page, "/api/v2/assets?limit=200&uri_pattern=postgres")["assets"]  # active ones only
     by_table = {a["uri"].rsplit("/", 1)[-1]: a for a in assets if a["uri"].startswith("postgres://")}
     assert set(by_table) >= {t.name for t in WAREHOUSE_TABLES}, sorted(by_table)
     for t in WAREHOUSE_TABLES:
-        assert {a["name"] for a in by_table[t.name]["aliases"]} == {f"totes.warehouse.{t.name}"}, t.name
+        producers = {(r["dag_id"], r["task_id"]) for r in by_table[t.name]["producing_tasks"]}
+        assert producers == {(DAG_ID, f"load.{t.name}")}, t.name
         events = api_get(page, f"/api/v2/assets/events?asset_id={by_table[t.name]['id']}")["asset_events"]
         assert events, t.name
         assert {(e["source_dag_id"], e["source_task_id"]) for e in events} == {(DAG_ID, f"load.{t.name}")}, t.name
         assert all(e["extra"]["written"] > 0 for e in events), t.name
+    assert {d["dag_id"] for d in by_table["fact_sales_order"]["scheduled_dags"]} == {"totes_reports"}
+
+    # The Assets view: each warehouse table on a row of its own, with its one producing task,
+    # which a click on the count names.
+    page.goto(f"{base_url}/assets")
+    page.wait_for_load_state("networkidle")
+    rows = {}
+    for t in WAREHOUSE_TABLES:
+        row = page.get_by_role("row").filter(has=page.get_by_text(by_table[t.name]["name"], exact=True))
+        row.first.wait_for(timeout=30_000)
+        assert row.count() == 1, t.name
+        assert re.search(r"\b1 Task\b", row.inner_text()), (t.name, row.inner_text())
+        rows[t.name] = row
+    page.screenshot(path=str(ARTIFACTS / "ui-assets.png"), full_page=True)
+    rows["fact_payment"].get_by_text("1 Task").click()
+    page.get_by_text(re.compile(r"load\.fact_payment")).first.wait_for(timeout=30_000)
 
     payment = by_table["fact_payment"]
     page.goto(f"{base_url}/assets/{payment['id']}")

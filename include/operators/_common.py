@@ -71,12 +71,24 @@ class TotesOperator(BaseOperator):
         """(input datasets, output datasets) of the rendered task; none by default."""
         return [], []
 
-    def announce(self, context: Context, asset: Asset, **extra: Any) -> None:
-        """One Asset event for what this task wrote, through its alias outlet, with the run's id."""
-        from include.assets import announce
-
+    def announce(self, context: Context, wrote: Asset | None, **extra: Any) -> None:
+        """One event on the task's declared Asset (include.assets) for what it ``wrote``, with the
+        run's id and ``extra``; ``None`` when it wrote nothing: then no event at all."""
+        if wrote is None:
+            # The runner registers an event for every outlet of the task after a success. This is
+            # the try's own copy of the task (prepare_for_execution): dropping the outlet here
+            # touches neither the DAG nor the next try.
+            self.outlets = []
+            return
         (outlet,) = self.outlets
-        announce(context, outlet, asset, run_id=context["dag_run"].run_id, **extra)
+        if outlet.uri != wrote.uri:
+            self.log.warning(
+                "Declared Asset %s, but wrote %s: the event goes to the declared one; set the [totes] "
+                "configuration (AIRFLOW__TOTES__*) to where the task writes (include/assets.py)",
+                outlet.uri,
+                wrote.uri,
+            )
+        context["outlet_events"][outlet].extra = {"run_id": context["dag_run"].run_id, **extra}
 
 
 def psycopg_connection(postgres_conn_id: str, *, read_only: bool = False) -> psycopg.Connection:

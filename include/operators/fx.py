@@ -44,7 +44,7 @@ class FxRatesToS3Operator(TotesOperator):
     ui_color = "#d9ead3"
 
     def __init__(self, *, bucket: str, schema: str, http_conn_id: str = FX_API_CONN_ID, timeout: float = 60.0, **kwargs: Any):
-        super().__init__(outlets=[assets.alias(assets.INGESTION, FX_LAKE_TABLE)], **kwargs)
+        super().__init__(outlets=[assets.declared(assets.INGESTION, FX_LAKE_TABLE)], **kwargs)
         self.bucket, self.schema, self.http_conn_id, self.timeout = bucket, schema, http_conn_id, timeout
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -91,7 +91,7 @@ class FxRatesToWarehouseOperator(TotesOperator):
     ui_color = "#fce5cd"
 
     def __init__(self, *, ingested: Mapping[str, Any] | str | None, bucket: str, schema: str, **kwargs: Any) -> None:
-        super().__init__(outlets=[assets.alias(assets.WAREHOUSE, FX_RATE.name)], **kwargs)
+        super().__init__(outlets=[assets.declared(assets.WAREHOUSE, FX_RATE.name)], **kwargs)
         self.ingested, self.bucket, self.schema = ingested, bucket, schema
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -105,9 +105,8 @@ class FxRatesToWarehouseOperator(TotesOperator):
             raise AirflowSkipException("the ingest produced no rates: nothing to load")
         with self.warehouse() as conn:
             result = load_fx_rates(conn, self.lake(self.bucket), self.schema, ingested, run_id=context["dag_run"].run_id)
-            asset = self.warehouse_asset(conn, self.schema, FX_RATE.name)
-        if result.written:
-            self.announce(context, asset, day=result.day, rows=result.rows, written=result.written)
+            wrote = self.warehouse_asset(conn, self.schema, FX_RATE.name) if result.written else None
+        self.announce(context, wrote, day=result.day, rows=result.rows, written=result.written)
         return result.to_xcom()
 
     def lineage(self) -> tuple[list[Any], list[Any]]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from include.assets import INGESTION, alias, lake_asset
+from include.assets import INGESTION, declared, lake_asset
 from include.config import BATCH_ROWS, LOOKBACK
 from include.operators._common import TotesOperator, run_of
 
@@ -31,7 +31,7 @@ class TotesysToIngestionOperator(TotesOperator):
     ui_color = "#d9ead3"
 
     def __init__(self, *, table: str, bucket: str, lookback: timedelta = LOOKBACK, batch_rows: int = BATCH_ROWS, **kwargs: Any):
-        super().__init__(outlets=[alias(INGESTION, table)], **kwargs)
+        super().__init__(outlets=[declared(INGESTION, table)], **kwargs)
         self.table, self.bucket, self.lookback, self.batch_rows = table, bucket, lookback, batch_rows
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -46,15 +46,14 @@ class TotesysToIngestionOperator(TotesOperator):
                 result = ingest_table(conn, self.lake(self.bucket), SOURCE[self.table], run_of(context), **options)
             except SchemaDrift as drift:
                 raise AirflowFailException(str(drift)) from drift
-        if result.rows:
-            self.announce(
-                context,
-                lake_asset(self.bucket, self.table),
-                rows=result.rows,
-                window=result.window,
-                mode=result.mode,
-                manifest=result.manifest_key,
-            )
+        self.announce(
+            context,
+            lake_asset(self.bucket, self.table) if result.rows else None,
+            rows=result.rows,
+            window=result.window,
+            mode=result.mode,
+            manifest=result.manifest_key,
+        )
         return result.to_xcom()
 
     def lineage(self) -> tuple[list[Any], list[Any]]:

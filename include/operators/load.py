@@ -52,7 +52,7 @@ class ProcessedToWarehouseOperator(TotesOperator):
     ui_color = "#fce5cd"
 
     def __init__(self, *, table: str, transformed: Mapping[str, Any] | str | None, bucket: str, schema: str, **kwargs: Any):
-        super().__init__(outlets=[assets.alias(assets.WAREHOUSE, table)], **kwargs)
+        super().__init__(outlets=[assets.declared(assets.WAREHOUSE, table)], **kwargs)
         self.table, self.transformed, self.bucket, self.schema = table, transformed, bucket, schema
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -68,12 +68,9 @@ class ProcessedToWarehouseOperator(TotesOperator):
         run = run_of(context)
         with self.warehouse() as conn:
             result = load_table(conn, self.lake(self.bucket), self.schema, WAREHOUSE[self.table], transformed, run)
-            asset = self.warehouse_asset(conn, self.schema, self.table)
-        if result.written:
-            window = {"start": run.interval_start.isoformat(), "end": run.interval_end.isoformat()}
-            self.announce(
-                context, asset, written=result.written, rejected=result.rejected, replayed=result.replayed, window=window
-            )
+            wrote = self.warehouse_asset(conn, self.schema, self.table) if result.written else None
+        window = {"start": run.interval_start.isoformat(), "end": run.interval_end.isoformat()}
+        self.announce(context, wrote, written=result.written, rejected=result.rejected, replayed=result.replayed, window=window)
         return result.to_xcom()
 
     def lineage(self) -> tuple[list[Any], list[Any]]:

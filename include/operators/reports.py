@@ -24,7 +24,7 @@ class WarehouseReportOperator(TotesOperator):
     ui_color = "#d9d2e9"
 
     def __init__(self, *, report: str, schema: str, **kwargs: Any) -> None:
-        super().__init__(outlets=[assets.alias(assets.WAREHOUSE, report)], **kwargs)
+        super().__init__(outlets=[assets.declared(assets.WAREHOUSE, report)], **kwargs)
         self.report, self.schema = report, schema
 
     def execute(self, context: Context) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from include.assets import PROCESSED, alias, lake_asset
+from include.assets import PROCESSED, declared, lake_asset
 from include.operators._common import TotesOperator, run_of
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ class IngestionToProcessedOperator(TotesOperator):
     ui_color = "#cfe2f3"
 
     def __init__(self, *, table: str, ingested: Mapping[str, Any], ingestion_bucket: str, processed_bucket: str, **kwargs: Any):
-        super().__init__(outlets=[alias(PROCESSED, table)], **kwargs)
+        super().__init__(outlets=[declared(PROCESSED, table)], **kwargs)
         self.table, self.ingested = table, ingested
         self.ingestion_bucket, self.processed_bucket = ingestion_bucket, processed_bucket
 
@@ -40,9 +40,8 @@ class IngestionToProcessedOperator(TotesOperator):
         ingested = {source: IngestResult.from_xcom(value) for source, value in self.ingested.items()}
         ingestion, processed = self.lakes(self.ingestion_bucket, self.processed_bucket)
         result = transform_table(ingestion, processed, WAREHOUSE[self.table], ingested, run_of(context))
-        if result.rows:
-            asset = lake_asset(self.processed_bucket, self.table)
-            self.announce(context, asset, rows=result.rows, rejected=result.rejected, manifest=result.manifest_key)
+        wrote = lake_asset(self.processed_bucket, self.table) if result.rows else None
+        self.announce(context, wrote, rows=result.rows, rejected=result.rejected, manifest=result.manifest_key)
         return result.to_xcom()
 
     def lineage(self) -> tuple[list[Any], list[Any]]:

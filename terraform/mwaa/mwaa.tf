@@ -31,11 +31,20 @@ resource "aws_mwaa_environment" "this" {
   webserver_access_mode           = var.webserver_access_mode
   weekly_maintenance_window_start = var.weekly_maintenance_window_start
 
-  airflow_configuration_options = {
-    "secrets.backend"        = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
-    "secrets.backend_kwargs" = jsonencode(local.secrets_backend_kwargs)
-    "core.load_examples"     = "False"
-  }
+  # [totes]: what the Assets of the DAGs name, read when a DAG is parsed (include/assets.py). MWAA
+  # gives every component its configuration options as AIRFLOW__<SECTION>__<KEY> variables;
+  # parsing may read no secret, so these repeat the buckets and schema of the variables.
+  airflow_configuration_options = merge(
+    {
+      "secrets.backend"        = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
+      "secrets.backend_kwargs" = jsonencode(local.secrets_backend_kwargs)
+      "core.load_examples"     = "False"
+      "totes.ingestion_bucket" = local.stateful.ingestion_bucket
+      "totes.processed_bucket" = local.stateful.processed_bucket
+      "totes.warehouse_schema" = local.stateful.warehouse_schema
+    },
+    var.warehouse_asset_location == null ? {} : { "totes.warehouse" = var.warehouse_asset_location },
+  )
 
   # Every Airflow component logs to CloudWatch (log groups airflow-<name>-<Component>).
   logging_configuration {

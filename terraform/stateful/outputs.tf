@@ -61,3 +61,8 @@ output "alert_sender_identity_arn" {
   description = "ARN of the SES identity the failure mails are sent from."
   value       = aws_sesv2_email_identity.alerts.arn
 }
+
+output "warehouse_schema" {
+  description = "The warehouse schema (Airflow variable totes_warehouse_schema): terraform/mwaa names the warehouse Assets with it."
+  value       = var.warehouse_schema
+}
