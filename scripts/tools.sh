@@ -31,7 +31,10 @@ rm -rf .venv-tools
 "$PY" -m venv .venv-tools
 # (This machine kind's pip config lists local index folders that may not exist: drop that noise.)
 quiet_pip() { .venv-tools/bin/python -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
-quiet_pip install --quiet --upgrade "pip>=24.3"
-quiet_pip install --quiet "checkov==${CHECKOV_VERSION}"
+quiet_pip install --quiet --upgrade "pip>=24.3" "uv==0.9.30"  # uv: as in scripts/setup.sh
+if ! .venv-tools/bin/uv pip install --quiet --python .venv-tools/bin/python "checkov==${CHECKOV_VERSION}"; then
+  echo "uv could not install checkov; trying pip" >&2
+  quiet_pip install --quiet "checkov==${CHECKOV_VERSION}"
+fi
 touch "$stamp"
 echo ".venv-tools ready: checkov $(.venv-tools/bin/checkov --version)"
