@@ -69,10 +69,13 @@ compose-env:
 	python3 scripts/compose_env.py
 
 # The finance payments API (payments_api/, docs/payments_api.md) on 127.0.0.1:$TOTES_PAYMENTS_API_PORT
-# (8081), reading $TOTES_WAREHOUSE_URL (default: the local stack's warehouse).
+# (8081), reading $TOTES_WAREHOUSE_URL (default: the local stack's warehouse), letting in the bearer
+# tokens of $TOTES_PAYMENTS_API_TOKENS_FILE (default: the local stack's, made by `make up`).
 .PHONY: api
 api: setup
-	TOTES_WAREHOUSE_URL="$${TOTES_WAREHOUSE_URL:-postgresql://postgres@127.0.0.1:55432/warehouse}" $(PY) -m payments_api
+	TOTES_WAREHOUSE_URL="$${TOTES_WAREHOUSE_URL:-postgresql://postgres@127.0.0.1:55432/warehouse}" \
+	TOTES_PAYMENTS_API_TOKENS_FILE="$${TOTES_PAYMENTS_API_TOKENS_FILE:-.stack/secrets/payments-api-tokens.json}" \
+	$(PY) -m payments_api
 
 # docs/architecture.md's star schemas, regenerated from include/registry.py (tests/test_docs.py
 # fails when they drift).

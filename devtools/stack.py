@@ -253,6 +253,24 @@ def airflow(env: dict[str, str], *args: str, check: bool = True) -> subprocess.C
 # ------------------------------------------------------------------------------------------
 
 
+PAYMENTS_API_TOKEN = STACK / "secrets" / "payments-api.token"
+
+
+def payments_api_tokens() -> Path:
+    """The stack's tokens file of the payments API (payments_api.auth), with one reader's token
+    (group finance) made once and kept, like the file, readable by its owner only."""
+    from payments_api.auth import add_token
+
+    tokens = STACK / "secrets" / "payments-api-tokens.json"
+    if not tokens.exists() or not PAYMENTS_API_TOKEN.exists():
+        tokens.unlink(missing_ok=True)
+        token = add_token(tokens, "local-finance", ["finance"])
+        fd = os.open(PAYMENTS_API_TOKEN, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(token + "\n")
+    return tokens
+
+
 def start_payments_api(urls: dict[str, str]) -> None:
     """Serve the finance payments API over the warehouse; never fails the stack if it cannot."""
     if running_pid("payments-api"):
@@ -266,6 +284,8 @@ def start_payments_api(urls: dict[str, str]) -> None:
     env = dict(
         os.environ,
         PYTHONPATH=str(ROOT),
+        TOTES_PAYMENTS_API_AUTH="token",
+        TOTES_PAYMENTS_API_TOKENS_FILE=str(payments_api_tokens()),
         TOTES_WAREHOUSE_URL=urls["warehouse"],
         TOTES_WAREHOUSE_SCHEMA=os.environ.get("AIRFLOW_VAR_TOTES_WAREHOUSE_SCHEMA", VARIABLES["totes_warehouse_schema"]),
         TOTES_PAYMENTS_API_PORT=str(PAYMENTS_API_PORT),
@@ -277,7 +297,7 @@ def start_payments_api(urls: dict[str, str]) -> None:
         stop_process("payments-api")
         log("payments-api: did not start, see .stack/logs/payments-api.log")
         return
-    log(f"payments-api: http://127.0.0.1:{PAYMENTS_API_PORT}/docs")
+    log(f"payments-api: http://127.0.0.1:{PAYMENTS_API_PORT}/docs (a reader's bearer token: {PAYMENTS_API_TOKEN})")
 
 
 # ------------------------------------------------------------------------------------------

@@ -9,7 +9,22 @@ read-only, and in production it logs in as a role that may only SELECT (``sql/re
 See docs/payments_api.md.
 """
 
-from payments_api.app import create_app
-from payments_api.settings import Settings
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["Settings", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    """Imported when asked for: payments_api.auth (the tokens file) runs on the standard library
+    alone, as scripts/compose_env.py does under any python3."""
+    if name == "create_app":
+        from payments_api.app import create_app
+
+        return create_app
+    if name == "Settings":
+        from payments_api.settings import Settings
+
+        return Settings
+    raise AttributeError(f"module 'payments_api' has no attribute {name!r}")

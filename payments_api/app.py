@@ -7,12 +7,13 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BeforeValidator
 
 from payments_api import db
+from payments_api.auth import Forbidden, Identity, Unauthenticated, authorize
 from payments_api.models import (
     Counterparty,
     Currency,
@@ -55,6 +56,8 @@ AsOf = Annotated[
 ]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorMessage, "description": "No credential, or one that does not hold (see the API's description)."},
+    403: {"model": ErrorMessage, "description": "The caller is authenticated but not in the group that may read payments."},
     422: {"model": ValidationErrorMessage, "description": "A parameter is invalid (e.g. as_of is not a YYYY-MM-DD date)."},
     503: {"model": ErrorMessage, "description": "The warehouse is unreachable or not ready; retry later (see Retry-After)."},
 }
@@ -68,6 +71,11 @@ always answers with each payment's **latest version** (greatest `last_updated_da
 `last_updated_time`), so a payment whose date changed is listed only where it is now.
 
 Amounts are exact decimal strings with two places. Read-only: the API never writes.
+
+Every payments route needs a caller in the reader group (`finance` by default): on AWS the load
+balancer signs users in with the company's identity provider; elsewhere send
+`Authorization: Bearer <token>`. No credential or a wrong one is a 401, a caller outside the
+group a 403. `/health` and this document need none.
 """
 
 
@@ -87,8 +95,10 @@ def _to_model(row: db.PaymentRow) -> Payment:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The application for ``settings`` (default: from the environment, see Settings)."""
+    """The application for ``settings`` (default: from the environment, see Settings); raises
+    payments_api.auth.AuthConfigError when nobody could be authenticated with them."""
     settings = settings or Settings.from_env()
+    authenticator = settings.authenticator()
     app = FastAPI(
         title="Terrific Totes payments API",
         version="1.0.0",
@@ -100,6 +110,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
 
+    def reader(request: Request) -> Identity:
+        """The caller, if authenticated and in the reader group; the reason is logged, never the credential."""
+        try:
+            return authorize(authenticator.authenticate(request.headers), settings.reader_group)
+        except Unauthenticated as refused:
+            log.warning("401 on %s %s: %s", request.method, request.url.path, refused)
+            challenge = {"WWW-Authenticate": 'Bearer realm="payments"'} if settings.auth == "token" else {}
+            raise HTTPException(401, "authentication required: see the API's description", headers=challenge) from None
+        except Forbidden as refused:
+            log.warning("403 on %s %s: %s", request.method, request.url.path, refused)
+            raise HTTPException(403, f"not allowed: payments are for the group {settings.reader_group}") from None
+
     def listing(direction: Literal["last", "next"], as_of: date | None) -> PaymentList:
         day = as_of or _today_utc()
         rows = db.fetch_payments(settings, direction, day)
@@ -107,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get(
         "/payments/last5",
+        dependencies=[Depends(reader)],
         response_model=PaymentList,
         tags=["payments"],
         summary="The last five scheduled payments",
@@ -120,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get(
         "/payments/next5",
+        dependencies=[Depends(reader)],
         response_model=PaymentList,
         tags=["payments"],
         summary="The next five scheduled payments",

@@ -5,6 +5,9 @@
 
 Passwords are URL-safe (they go into connection URIs); the Fernet key is 32 random bytes in
 URL-safe base64, as cryptography's Fernet.generate_key() makes it. The file is written 0600.
+
+It also writes secrets/payments-api-tokens.json, the payments API's tokens file, with one
+reader's bearer token (group finance), printed once: the file keeps only its SHA-256 digest.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from payments_api.auth import add_token  # noqa: E402  (standard library only: any python3 runs this)
+
 LINE = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
 
 
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--example", type=Path, default=ROOT / ".env.example")
     parser.add_argument("--output", type=Path, default=ROOT / ".env")
+    parser.add_argument("--tokens", type=Path, default=ROOT / "secrets" / "payments-api-tokens.json")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
     args = parser.parse_args(argv)
     if args.output.exists() and not args.force:
@@ -59,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         f.write(text)
     args.output.chmod(0o600)
     print(f"wrote {args.output} ({len(generated)} secrets generated: {', '.join(generated)})")
+    args.tokens.unlink(missing_ok=True)
+    token = add_token(args.tokens, "compose-finance", ["finance"])
+    args.tokens.chmod(0o644)  # digests only; the API's container user must read it (compose keeps the mode)
+    print(f"wrote {args.tokens}; the payments API's reader token (shown once): {token}")
     return 0
 
 

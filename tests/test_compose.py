@@ -235,7 +235,7 @@ def test_every_image_is_pinned_or_built_from_the_repo(services):
 
 def _pin(path: Path, package: str) -> str:
     for line in path.read_text().splitlines():
-        m = re.match(rf"^{re.escape(package)}(\[[^\]]*\])?==(\S+)", line.strip())
+        m = re.match(rf"^{re.escape(package)}(\[[^\]]*\])?==(\S+)", line.strip(), flags=re.IGNORECASE)  # as pip compares names
         if m:
             return m.group(2)
     raise AssertionError(f"{package} is not pinned in {path.name}")
@@ -437,12 +437,36 @@ def test_compose_env_generates_every_secret(tmp_path, dotenv):
     again = parse_dotenv(render(ENV_EXAMPLE.read_text())[0])
     assert all(again[k] != dotenv[k] for k in empty)
 
-    out = tmp_path / ".env"
-    assert compose_env.main(["--output", str(out)]) == 0
+    out, tokens = tmp_path / ".env", tmp_path / "secrets" / "payments-api-tokens.json"
+    assert compose_env.main(["--output", str(out), "--tokens", str(tokens)]) == 0
     assert out.stat().st_mode & 0o777 == 0o600
     first = out.read_text()
-    assert compose_env.main(["--output", str(out)]) == 1  # never overwrites silently
+    assert compose_env.main(["--output", str(out), "--tokens", str(tokens)]) == 1  # never overwrites silently
     assert out.read_text() == first
+
+
+def test_compose_env_gives_the_payments_api_one_readers_token_kept_as_a_digest_only(tmp_path, capsys):
+    import scripts.compose_env as compose_env
+    from payments_api.auth import TokenAuthenticator
+
+    tokens = tmp_path / "secrets" / "payments-api-tokens.json"
+    assert compose_env.main(["--output", str(tmp_path / ".env"), "--tokens", str(tokens)]) == 0
+    token = capsys.readouterr().out.rsplit("(shown once): ", 1)[1].strip()
+    assert token not in tokens.read_text()
+    identity = TokenAuthenticator.from_file(tokens).authenticate({"authorization": f"Bearer {token}"})
+    assert (identity.subject, identity.groups) == ("compose-finance", frozenset({"finance"}))
+    # digests only: readable by the container's user, as compose mounts it with the host's mode
+    assert tokens.stat().st_mode & 0o777 == 0o644
+
+
+def test_the_payments_api_service_reads_its_tokens_from_a_file_secret(raw_compose, services):
+    api = services["payments-api"]
+    assert api["secrets"] == ["payments_api_tokens"]
+    assert api["environment"]["TOTES_PAYMENTS_API_AUTH"] == "token"
+    assert api["environment"]["TOTES_PAYMENTS_API_TOKENS_FILE"] == "/run/secrets/payments_api_tokens"
+    assert raw_compose["secrets"]["payments_api_tokens"] == {"file": "./secrets/payments-api-tokens.json"}
+    assert "/secrets/" in (ROOT / ".gitignore").read_text().splitlines()
+    assert not any("TOKEN" in k and k != "TOTES_PAYMENTS_API_TOKENS_FILE" for k in api["environment"])
 
 
 def test_totesys_init_seeds_once_and_is_idempotent(services, new_database):
@@ -588,7 +612,11 @@ def test_the_payments_api_image_is_pinned_minimal_and_unprivileged(services):
     assert all("=" not in w and "<" not in w and ">" not in w for w in requested), "versions come from constraints.txt only"
     distributions = packages_distributions()
     imported = {distributions[module][0].lower() for module in third_party_imports(ROOT / "payments_api")}
-    assert {re.sub(r"\[.*\]$", "", w).lower() for w in requested} == imported == {"fastapi", "uvicorn", "pydantic", "psycopg"}
+    assert (
+        {re.sub(r"\[.*\]$", "", w).lower() for w in requested}
+        == imported
+        == {"fastapi", "uvicorn", "pydantic", "psycopg", "pyjwt", "cryptography"}
+    )
     assert "psycopg[binary]" in requested  # libpq comes in the wheel: the slim image has none
     for package in (*imported, "psycopg-binary", "starlette", "pydantic_core"):
         _pin(ROOT / "constraints.txt", package)

@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import psutil
 import psycopg
 import pytest
@@ -40,6 +41,18 @@ def test_demo_fills_the_warehouse(stack):
         line = next(ln for ln in out.splitlines() if ln.strip().startswith(table))
         assert int(line.split()[-1].replace(",", "")) > 0, line
     assert f"http://127.0.0.1:{env['TOTES_AIRFLOW_PORT']}" in out
+
+
+def test_the_stacks_payments_api_serves_its_reader_only(stack):
+    env, out = stack
+    token_file = Path(env["TOTES_STACK_DIR"]) / "secrets" / "payments-api.token"
+    assert str(token_file) in out
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    url = f"http://127.0.0.1:{env['TOTES_PAYMENTS_API_PORT']}/payments/last5"
+    assert httpx.get(url, timeout=10).status_code == 401
+    r = httpx.get(url, headers={"Authorization": f"Bearer {token_file.read_text().strip()}"}, timeout=10)
+    assert r.status_code == 200
+    assert len(r.json()["payments"]) == 5
 
 
 def test_nothing_listens_beyond_loopback(stack):

@@ -9,6 +9,7 @@ app served by uvicorn on a free loopback port with httpx.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import shutil
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -34,6 +36,7 @@ from devtools.pg import free_port
 from include.ddl import ensure_warehouse_schema
 from payments_api import Settings, create_app
 from payments_api import db as api_db
+from payments_api.auth import add_token
 from payments_api.readonly_role import SQL_FILE
 from payments_api.readonly_role import apply as apply_readonly_role
 from tests.conftest import ROOT
@@ -181,9 +184,11 @@ def warehouse_url(new_database) -> str:
 
 
 class Served:
-    """An app served by a real uvicorn on a free loopback port, in a thread."""
+    """An app served by a real uvicorn on a free loopback port, in a thread; the client sends
+    ``headers`` (a reader's credential) with every request."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, headers: dict[str, str] | None = None) -> None:
+        self.headers = headers or {}
         self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -196,7 +201,7 @@ class Served:
             assert self.thread.is_alive(), "uvicorn stopped while starting"
             assert time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.02)
-        self.client = httpx.Client(base_url=self.url, timeout=20)
+        self.client = httpx.Client(base_url=self.url, timeout=20, headers=self.headers)
         return self.client
 
     def __exit__(self, *exc) -> None:
@@ -205,9 +210,30 @@ class Served:
         self.thread.join(timeout=20)
 
 
+@dataclass(frozen=True)
+class Tokens:
+    """A tokens file (payments_api.auth) with a reader's token and an outsider's."""
+
+    path: Path
+    reader: str  # finance-reports, in the group finance
+    outsider: str  # marketing-dashboard: authenticated, not in the group
+
+
+@pytest.fixture(scope="session")
+def tokens(tmp_path_factory) -> Tokens:
+    path = tmp_path_factory.mktemp("payments-api") / "tokens.json"
+    return Tokens(path, add_token(path, "finance-reports", ["finance"]), add_token(path, "marketing-dashboard", ["marketing"]))
+
+
+def serve(settings: Settings, tokens: Tokens) -> Served:
+    """The app of ``settings`` with bearer tokens, called as the reader."""
+    app = create_app(dataclasses.replace(settings, auth="token", tokens_file=str(tokens.path)))
+    return Served(app, headers={"Authorization": f"Bearer {tokens.reader}"})
+
+
 @pytest.fixture
-def api(warehouse_url) -> Iterator[httpx.Client]:
-    with Served(create_app(Settings(warehouse_url=warehouse_url, schema=SCHEMA))) as client:
+def api(warehouse_url, tokens) -> Iterator[httpx.Client]:
+    with serve(Settings(warehouse_url=warehouse_url, schema=SCHEMA), tokens) as client:
         yield client
 
 
@@ -282,8 +308,8 @@ def test_a_bad_as_of_is_a_422_with_a_clear_message(api, path, bad):
         pytest.param(Settings(warehouse_url=None), "the warehouse is not configured (set TOTES_WAREHOUSE_URL)", id="no-url"),
     ],
 )
-def test_an_unreachable_warehouse_is_a_503_with_a_json_message(settings, message):
-    with Served(create_app(settings)) as client:
+def test_an_unreachable_warehouse_is_a_503_with_a_json_message(settings, message, tokens):
+    with serve(settings, tokens) as client:
         for path in ("/payments/last5", "/payments/next5"):
             started = time.monotonic()
             r = client.get(path, params={"as_of": "2024-11-15"})
@@ -299,9 +325,9 @@ def test_an_unreachable_warehouse_is_a_503_with_a_json_message(settings, message
         assert health.json() == {"status": "unavailable", "warehouse": "unreachable", "detail": message}
 
 
-def test_a_warehouse_without_the_tables_is_a_503(new_database):
+def test_a_warehouse_without_the_tables_is_a_503(new_database, tokens):
     url = new_database("payments_api_empty")
-    with Served(create_app(Settings(warehouse_url=url, schema=SCHEMA))) as client:
+    with serve(Settings(warehouse_url=url, schema=SCHEMA), tokens) as client:
         r = client.get("/payments/last5")
         assert r.status_code == 503
         assert r.json() == {"detail": f"the warehouse has no payments tables in schema {SCHEMA!r} yet"}
@@ -383,14 +409,14 @@ def assert_select_only(role_url: str) -> None:
                 conn.execute(stmt)
 
 
-def test_the_api_works_as_a_select_only_role(warehouse_url, readonly_role):
+def test_the_api_works_as_a_select_only_role(warehouse_url, readonly_role, tokens):
     role, password = readonly_role
     with psycopg.connect(warehouse_url) as conn:
         apply_readonly_role(conn, role, SCHEMA)
         apply_readonly_role(conn, role, SCHEMA)  # idempotent
     role_url = as_role(warehouse_url, role, password)
     assert_select_only(role_url)
-    with Served(create_app(Settings(warehouse_url=role_url, schema=SCHEMA))) as client:
+    with serve(Settings(warehouse_url=role_url, schema=SCHEMA), tokens) as client:
         assert client.get("/payments/next5", params={"as_of": "2024-11-15"}).json()["payments"] == EXPECTED_NEXT5
         assert client.get("/payments/last5", params={"as_of": "2024-11-15"}).json()["payments"] == EXPECTED_LAST5
         assert client.get("/health").status_code == 200
@@ -455,7 +481,7 @@ def test_openapi_documents_both_endpoints(api):
     assert payment["amount"]["pattern"]
 
 
-def test_python_m_payments_api_serves_on_loopback(warehouse_url):
+def test_python_m_payments_api_serves_on_loopback_to_readers_only_and_logs_no_credential(warehouse_url, tokens):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOTES_")}
     env.update(
@@ -464,11 +490,13 @@ def test_python_m_payments_api_serves_on_loopback(warehouse_url):
             "TOTES_WAREHOUSE_URL": warehouse_url,
             "TOTES_WAREHOUSE_SCHEMA": SCHEMA,
             "TOTES_PAYMENTS_API_PORT": str(port),
+            "TOTES_PAYMENTS_API_TOKENS_FILE": str(tokens.path),
         }
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "payments_api"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
+    wrong = secrets.token_urlsafe(32)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -478,13 +506,116 @@ def test_python_m_payments_api_serves_on_loopback(warehouse_url):
                     break
             assert time.monotonic() < deadline, "python -m payments_api did not answer"
             time.sleep(0.2)
-        r = httpx.get(f"http://127.0.0.1:{port}/payments/last5", params={"as_of": "2024-11-15"}, timeout=10)
+        url, params = f"http://127.0.0.1:{port}/payments/last5", {"as_of": "2024-11-15"}
+        statuses = {
+            who: httpx.get(url, params=params, headers=headers, timeout=10).status_code
+            for who, headers in {
+                "nobody": {},
+                "a wrong token": {"Authorization": f"Bearer {wrong}"},
+                "an outsider": {"Authorization": f"Bearer {tokens.outsider}"},
+            }.items()
+        }
+        assert statuses == {"nobody": 401, "a wrong token": 401, "an outsider": 403}
+        r = httpx.get(url, params=params, headers={"Authorization": f"Bearer {tokens.reader}"}, timeout=10)
         assert r.json()["payments"] == EXPECTED_LAST5
         listening = [c.laddr for c in psutil.Process(proc.pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
         assert [(a.ip, a.port) for a in listening] == [("127.0.0.1", port)]
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+    logged = proc.stdout.read().decode()
+    # the refusals are in the log with their reasons; no credential is, nor any part of one
+    assert "401 on GET /payments/last5: no bearer token" in logged
+    assert "401 on GET /payments/last5: unknown token" in logged
+    assert "403 on GET /payments/last5: marketing-dashboard is not in the group finance" in logged
+    for credential in (wrong, tokens.reader, tokens.outsider):
+        assert credential[:12] not in logged
+    assert "Bearer" not in logged
+
+
+# ------------------------------------------------------------------------------------------
+# Who may read
+# ------------------------------------------------------------------------------------------
+
+
+def test_with_bearer_tokens_only_a_reader_is_let_in(warehouse_url, tokens):
+    with serve(Settings(warehouse_url=warehouse_url, schema=SCHEMA), tokens) as client:
+        for path in ("/payments/last5", "/payments/next5"):
+            for headers, status in [
+                ({"Authorization": ""}, 401),
+                ({"Authorization": f"Basic {tokens.reader}"}, 401),
+                ({"Authorization": f"Bearer {tokens.reader}x"}, 401),
+                ({"Authorization": f"Bearer {tokens.outsider}"}, 403),
+            ]:
+                r = client.get(path, params={"as_of": "2024-11-15"}, headers=headers)
+                assert r.status_code == status, (path, headers)
+                assert r.headers["content-type"] == "application/json"
+                assert set(r.json()) == {"detail"}
+                assert (r.headers.get("www-authenticate") == 'Bearer realm="payments"') == (status == 401)
+            assert client.get(path, params={"as_of": "2024-11-15"}).status_code == 200  # the reader's own token
+        assert client.get("/health", headers={"Authorization": ""}).status_code == 200
+        assert client.get("/openapi.json", headers={"Authorization": ""}).status_code == 200
+
+
+class KeyServer:
+    """AWS's regional endpoint of load-balancer public keys (GET /<key id> -> PEM), on loopback."""
+
+    def __init__(self, keys: dict[str, str]) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                pem = keys.get(self.path.lstrip("/"))
+                self.send_response(200 if pem else 404)
+                self.end_headers()
+                self.wfile.write((pem or "no such key").encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_behind_the_load_balancer_only_its_signed_claims_of_a_reader_are_let_in(warehouse_url):
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    alb_key, forger = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    pem = alb_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    keys = KeyServer({"6f2b-key": pem.decode()})
+    alb = "arn:aws:elasticloadbalancing:eu-west-2:123456789012:loadbalancer/app/totes-payments-api/50dc6c495c0c9188"
+
+    def signed(groups=("finance",), *, signer=alb, kid="6f2b-key", key=alb_key, expires_in=120) -> str:
+        claims = {"sub": "a1b2", "email": "fin@terrifictotes.com", "groups": list(groups), "exp": int(time.time()) + expires_in}
+        return jwt.encode(claims, key, algorithm="ES256", headers={"kid": kid, "signer": signer, "client": "totes"})
+
+    settings = Settings(warehouse_url=warehouse_url, schema=SCHEMA, auth="alb-oidc", alb_arn=alb, alb_keys_url=keys.url)
+    try:
+        with Served(create_app(settings)) as client:
+
+            def get(data: str | None) -> httpx.Response:
+                headers = {"x-amzn-oidc-data": data} if data is not None else {}
+                return client.get("/payments/last5", params={"as_of": "2024-11-15"}, headers=headers)
+
+            refused = {
+                "no claims": get(None),
+                "not a JWT": get("not.a.jwt"),
+                "signed by another key": get(signed(key=forger)),
+                "another load balancer": get(signed(signer=alb.replace("50dc", "ffff"))),
+                "an unknown key id": get(signed(kid="0000-key")),
+                "a key id that is a path": get(signed(kid="../etc/passwd")),
+                "expired": get(signed(expires_in=-60)),
+            }
+            assert {why: r.status_code for why, r in refused.items()} == dict.fromkeys(refused, 401)
+            assert get(signed(groups=["marketing"])).status_code == 403
+            ok = get(signed(groups=["marketing", "finance"]))
+            assert ok.status_code == 200
+            assert ok.json()["payments"] == EXPECTED_LAST5
+    finally:
+        keys.server.shutdown()
 
 
 def test_python_m_payments_api_without_a_url_says_so():
@@ -495,6 +626,28 @@ def test_python_m_payments_api_without_a_url_says_so():
     )
     assert done.returncode == 2
     assert "set TOTES_WAREHOUSE_URL" in done.stderr
+
+
+def test_python_m_payments_api_without_a_way_to_authenticate_refuses_to_start(warehouse_url, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOTES_")}
+    env.update({"PYTHONPATH": str(ROOT), "TOTES_WAREHOUSE_URL": warehouse_url})
+    for extra, says in [
+        ({}, "set TOTES_PAYMENTS_API_TOKENS_FILE"),
+        ({"TOTES_PAYMENTS_API_TOKENS_FILE": str(tmp_path / "absent.json")}, "cannot read the tokens file"),
+        ({"TOTES_PAYMENTS_API_AUTH": "none"}, "must be token or alb-oidc"),
+        ({"TOTES_PAYMENTS_API_AUTH": "alb-oidc"}, "alb-oidc needs TOTES_PAYMENTS_API_ALB_ARN"),
+    ]:
+        done = subprocess.run(
+            [sys.executable, "-m", "payments_api"],
+            cwd=ROOT,
+            env=env | extra,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, extra
+        assert says in done.stderr, (extra, done.stderr)
 
 
 # Keep an eye on the fixture data itself: the hand-written expectations rely on these facts.

@@ -335,6 +335,45 @@ def test_the_api_task_runs_the_images_command_unprivileged_in_private_subnets():
     assert hcl_attr(service, "container_port", indent=4) == "local.container_port"
 
 
+def test_the_load_balancer_signs_users_in_and_the_service_checks_what_it_signed():
+    """OIDC sign-in at the load balancer before forwarding; the tasks verify the balancer's signed
+    claims (its ARN, AWS's regional key endpoint) and the reader group (payments_api/auth.py)."""
+    https = block(API, "resource", "aws_lb_listener", "https")
+    actions = re.findall(r"^  default_action \{\n(.*?)^  \}$", https, flags=re.MULTILINE | re.DOTALL)
+    assert [(hcl_attr(a, "type", 4), hcl_attr(a, "order", 4)) for a in actions] == [
+        ('"authenticate-oidc"', "1"),
+        ('"forward"', "2"),
+    ]
+    oidc = actions[0]
+    assert hcl_attr(oidc, "on_unauthenticated_request", 6) == '"authenticate"'
+    assert hcl_attr(oidc, "client_secret", 6) == "var.oidc_client_secret"
+    for field in ("issuer", "authorization_endpoint", "token_endpoint", "user_info_endpoint", "client_id"):
+        assert hcl_attr(oidc, field, 6) == f"var.oidc.{field}"
+    assert hcl_attr(block(API, "variable", "oidc_client_secret"), "sensitive") == "true"
+    assert 'startswith(u, "https://")' in block(API, "variable", "oidc")
+    # the balancer reaches the identity provider over HTTPS only
+    egress = block(API, "resource", "aws_vpc_security_group_egress_rule", "alb_to_identity_provider")
+    assert (hcl_attr(egress, "from_port"), hcl_attr(egress, "to_port")) == ("443", "443")
+    assert "for_each = toset(var.oidc_endpoint_cidrs)" in egress
+
+    from payments_api.settings import Settings
+
+    env = dict(
+        re.findall(r"^    (TOTES_PAYMENTS_API_\w+) += (.+)$", locals_with(API, "container_environment"), flags=re.MULTILINE)
+    )
+    assert env["TOTES_PAYMENTS_API_AUTH"] == '"alb-oidc"'
+    assert env["TOTES_PAYMENTS_API_ALB_ARN"] == "aws_lb.api.arn"
+    assert env["TOTES_PAYMENTS_API_ALB_KEYS_URL"] == '"https://public-keys.auth.elb.${local.region}.amazonaws.com"'
+    assert env["TOTES_PAYMENTS_API_GROUPS_CLAIM"] == "var.oidc.groups_claim"
+    assert env["TOTES_PAYMENTS_API_READER_GROUP"] == "var.reader_group"
+    # every variable the task is given is one the service reads
+    known = set(re.findall(r"TOTES_PAYMENTS_API_\w+", Settings.__doc__)) | {"TOTES_PAYMENTS_API_PORT"}
+    assert set(env) <= known, set(env) - known
+    # the deploy passes the identity provider, its secret from the repository's secrets
+    deploy = (ROOT / ".github" / "workflows" / "deploy.yml").read_text()
+    assert deploy.count("TF_VAR_oidc_client_secret: ${{ secrets.PAYMENTS_API_OIDC_CLIENT_SECRET }}") == 2
+
+
 def test_the_api_is_reachable_only_over_https_on_an_internal_load_balancer():
     lb = block(API, "resource", "aws_lb", "api")
     assert hcl_attr(lb, "internal") == "true"
@@ -356,7 +395,8 @@ def test_the_api_is_reachable_only_over_https_on_an_internal_load_balancer():
     from payments_api.app import create_app
     from payments_api.settings import Settings
 
-    assert path in {route.path for route in create_app(Settings(warehouse_url=None)).routes}
+    on_aws = Settings(warehouse_url=None, auth="alb-oidc", alb_arn="arn:aws:elasticloadbalancing:x", alb_keys_url="https://k")
+    assert path in {route.path for route in create_app(on_aws).routes}
     assert path != "/health", "a warehouse outage must not make ECS replace healthy tasks"
 
     # Who may call: client_cidrs, never the whole internet; the tasks admit only the balancer.
@@ -454,6 +494,9 @@ def test_the_task_environment_reaches_the_warehouse_the_way_the_app_connects(new
         "var.warehouse_schema": schema,
         "tostring(local.container_port)": "8081",
         "tostring(var.warehouse_secret_version)": "1",
+        "aws_lb.api.arn": "arn:aws:elasticloadbalancing:eu-west-2:123456789012:loadbalancer/app/totes/0123",
+        "var.oidc.groups_claim": "groups",
+        "var.reader_group": "finance",
     }
     for name, raw in hcl_map(ecs, "container_environment").items():
         env[name] = raw.strip('"') if raw.startswith('"') else expressions[raw]
@@ -462,6 +505,7 @@ def test_the_task_environment_reaches_the_warehouse_the_way_the_app_connects(new
     probe = (
         "from payments_api import db; from payments_api.settings import Settings; s = Settings.from_env(); "
         "assert s.warehouse_url and s.schema == 'project_team_3', s; db.ping(s); "
+        "from payments_api import create_app; create_app(s); assert s.auth == 'alb-oidc' and s.reader_group == 'finance'; "
         "print(db.fetch_payments(s, 'next', __import__('datetime').date(2024, 11, 15)))"
     )
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60, check=False)

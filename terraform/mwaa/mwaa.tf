@@ -43,7 +43,7 @@ resource "aws_mwaa_environment" "this" {
       "totes.processed_bucket" = local.stateful.processed_bucket
       "totes.warehouse_schema" = local.stateful.warehouse_schema
     },
-    var.warehouse_asset_location == null ? {} : { "totes.warehouse" = var.warehouse_asset_location },
+    var.warehouse_asset_location == "" ? {} : { "totes.warehouse" = var.warehouse_asset_location },
   )
 
   # Every Airflow component logs to CloudWatch (log groups airflow-<name>-<Component>).

@@ -183,12 +183,12 @@ variable "alarm_period_seconds" {
 }
 
 variable "warehouse_asset_location" {
-  description = "The warehouse as its Airflow Assets name it, host:port/database (the host, port and database of the warehouse_db secret; not a secret). null: the connection id stands for the host (include/assets.py)."
+  description = "The warehouse as its Airflow Assets name it, host:port/database (the host, port and database of the warehouse_db secret; not a secret). Empty: the connection id stands for the host (include/assets.py)."
   type        = string
-  default     = null
+  default     = ""
 
   validation {
-    condition     = var.warehouse_asset_location == null || can(regex("^[^:/]+(:[0-9]+)?/[^/]+$", var.warehouse_asset_location))
+    condition     = var.warehouse_asset_location == "" || can(regex("^[^:/]+(:[0-9]+)?/[^/]+$", var.warehouse_asset_location))
     error_message = "warehouse_asset_location must be host[:port]/database."
   }
 }

@@ -51,8 +51,29 @@ resource "aws_lb_listener" "https" {
   ssl_policy        = var.ssl_policy
   certificate_arn   = var.certificate_arn
 
+  # Users sign in with the company's identity provider (OIDC) before any request reaches a task;
+  # the balancer then forwards their claims signed (x-amzn-oidc-data), which the service checks
+  # and reads the reader group from (payments_api/auth.py).
+  default_action {
+    type  = "authenticate-oidc"
+    order = 1
+
+    authenticate_oidc {
+      issuer                     = var.oidc.issuer
+      authorization_endpoint     = var.oidc.authorization_endpoint
+      token_endpoint             = var.oidc.token_endpoint
+      user_info_endpoint         = var.oidc.user_info_endpoint
+      client_id                  = var.oidc.client_id
+      client_secret              = var.oidc_client_secret
+      scope                      = var.oidc.scope
+      session_timeout            = var.oidc.session_timeout
+      on_unauthenticated_request = "authenticate"
+    }
+  }
+
   default_action {
     type             = "forward"
+    order            = 2
     target_group_arn = aws_lb_target_group.api.arn
   }
 }

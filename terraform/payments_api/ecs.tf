@@ -19,6 +19,13 @@ locals {
     TOTES_WAREHOUSE_SCHEMA  = var.warehouse_schema
     TOTES_PAYMENTS_API_PORT = tostring(local.container_port)
 
+    # Who may read: the claims the load balancer signs after the OIDC sign-in (alb.tf).
+    TOTES_PAYMENTS_API_AUTH         = "alb-oidc"
+    TOTES_PAYMENTS_API_ALB_ARN      = aws_lb.api.arn
+    TOTES_PAYMENTS_API_ALB_KEYS_URL = "https://public-keys.auth.elb.${local.region}.amazonaws.com"
+    TOTES_PAYMENTS_API_GROUPS_CLAIM = var.oidc.groups_claim
+    TOTES_PAYMENTS_API_READER_GROUP = var.reader_group
+
     # A new secret version changes the task definition, so ECS restarts the tasks with it.
     TOTES_WAREHOUSE_SECRET_VERSION = tostring(var.warehouse_secret_version)
   }

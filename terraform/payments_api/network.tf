@@ -1,5 +1,6 @@
 # Two security groups in terraform/mwaa's VPC. The load balancer's admits HTTPS from
-# client_cidrs only and talks only to the tasks; the tasks' admits only the load balancer and
+# client_cidrs only and talks only to the tasks and, over HTTPS, to the identity provider's token
+# and user-info endpoints (oidc_endpoint_cidrs); the tasks' admits only the load balancer and
 # talks only to HTTPS (ECR, Secrets Manager, CloudWatch Logs, through the VPC's NAT gateways) and
 # the warehouse's PostgreSQL.
 
@@ -29,6 +30,17 @@ resource "aws_vpc_security_group_egress_rule" "alb_to_tasks" {
   from_port                    = local.container_port
   to_port                      = local.container_port
   description                  = "To the payments API tasks"
+}
+
+resource "aws_vpc_security_group_egress_rule" "alb_to_identity_provider" {
+  for_each = toset(var.oidc_endpoint_cidrs)
+
+  security_group_id = aws_security_group.alb.id
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  description       = "The identity provider's token and user-info endpoints at ${each.value} (OIDC sign-in)"
 }
 
 resource "aws_security_group" "task" {

@@ -207,3 +207,44 @@ variable "error_alarm_threshold" {
   type        = number
   default     = 5
 }
+
+# ------------------------------------------------------------------------------------------
+# Who may read payments (payments_api/auth.py): OIDC sign-in at the load balancer
+# ------------------------------------------------------------------------------------------
+
+variable "oidc" {
+  description = "The company's identity provider (an OIDC client registered for the API's URL, https://<name>/oauth2/idpresponse as its redirect): endpoints, client id, scope, session length, and the claim of the user-info answer that lists the user's groups."
+  type = object({
+    issuer                 = string
+    authorization_endpoint = string
+    token_endpoint         = string
+    user_info_endpoint     = string
+    client_id              = string
+    scope                  = optional(string, "openid email groups")
+    session_timeout        = optional(number, 28800)
+    groups_claim           = optional(string, "groups")
+  })
+
+  validation {
+    condition     = alltrue([for u in [var.oidc.issuer, var.oidc.authorization_endpoint, var.oidc.token_endpoint, var.oidc.user_info_endpoint] : startswith(u, "https://")])
+    error_message = "Every OIDC endpoint must be https://."
+  }
+}
+
+variable "oidc_client_secret" {
+  description = "The OIDC client's secret (the load balancer keeps it; never in code or tfvars committed)."
+  type        = string
+  sensitive   = true
+}
+
+variable "oidc_endpoint_cidrs" {
+  description = "Where the load balancer may reach the identity provider's token and user-info endpoints over HTTPS (its public ranges; 0.0.0.0/0 when they are not published)."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+}
+
+variable "reader_group" {
+  description = "The identity provider's group whose members may read payments (TOTES_PAYMENTS_API_READER_GROUP)."
+  type        = string
+  default     = "finance"
+}
