@@ -30,7 +30,7 @@ from include.operators import (
     WarehouseCheckOperator,
     WarehouseSchemaOperator,
 )
-from include.registry import SOURCE_TABLES, WAREHOUSE_TABLES
+from include.registry import CALENDAR, SOURCE_TABLES, WAREHOUSE_TABLES
 
 INGESTION_BUCKET = variable_template("totes_ingestion_bucket")
 PROCESSED_BUCKET = variable_template("totes_processed_bucket")
@@ -70,7 +70,20 @@ with DAG(
                 processed_bucket=PROCESSED_BUCKET,
             )
             for w in WAREHOUSE_TABLES
+            if w.kind != "calendar"
         }
+        # The calendar takes the dates of whichever of its ingests ran (a failed one's result is
+        # pulled as None): a drifted sales_order must not hold back the payments' and purchase
+        # orders' facts by their dates (registry.waits_for).
+        transform[CALENDAR.name] = IngestionToProcessedOperator(
+            task_id=CALENDAR.name,
+            table=CALENDAR.name,
+            ingested={source: f"{{{{ ti.xcom_pull(task_ids='ingest.{source}') }}}}" for source in CALENDAR.sources},
+            ingestion_bucket=INGESTION_BUCKET,
+            processed_bucket=PROCESSED_BUCKET,
+            trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS,
+        )
+        [ingest[source] for source in CALENDAR.sources] >> transform[CALENDAR.name]
 
     with TaskGroup("load", tooltip="processed bucket -> warehouse; dimensions before facts"):
         load = {

@@ -426,6 +426,20 @@ def calendar_inputs(tables: tuple[WarehouseTable, ...] = WAREHOUSE_TABLES) -> di
     return {source: tuple(columns) for source, columns in found.items()}
 
 
+def waits_for(table: WarehouseTable) -> frozenset[str]:
+    """The source tables whose failure (schema drift, a failing ingest) holds ``table`` back:
+    those it reads, and those of every dimension its rows reference, since a fact row waits in
+    the quarantine for its dimension row. Not the calendar's sources: the calendar is built from
+    whichever of its ingests ran, and the dates of a fact's rows come with its own source."""
+    if table.kind == "calendar":
+        return frozenset(table.sources)
+    found = set(table.sources)
+    for name in table.references:
+        if WAREHOUSE[name].kind != "calendar":
+            found |= waits_for(WAREHOUSE[name])
+    return frozenset(found)
+
+
 # --------------------------------------------------------------------------------------------
 # Extensions: warehouse objects beside the star schema, loaded by DAGs of their own
 # --------------------------------------------------------------------------------------------

@@ -424,3 +424,18 @@ def test_the_docs_link_to_each_other(tmp_path):
         for target in re.findall(r"\]\(([\w./-]+\.md)\)", path.read_text()):
             assert (path.parent / target).is_file(), f"{path.name} links to missing {target}"
     assert Path(schema_diagram.__file__).resolve() == ROOT / "scripts" / "schema_diagram.py"
+
+
+def test_the_readme_says_exactly_what_a_drifted_source_holds_back():
+    """README, "The DAG": the table of what each drifted source holds back is registry.waits_for."""
+    import re
+
+    from include.registry import SOURCE_TABLES, WAREHOUSE_TABLES, waits_for
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("| drifted source | held back in that run |") :]
+    said = {}
+    for line in section[: section.index("\n\n")].splitlines()[2:]:
+        source, held = (cell.strip() for cell in line.strip("|").split("|"))
+        said[source.strip("`")] = re.findall(r"`(\w+)`", held)
+    assert said == {s.name: [w.name for w in WAREHOUSE_TABLES if s.name in waits_for(w)] for s in SOURCE_TABLES}
