@@ -60,30 +60,27 @@ with DAG(
             t.name: TotesysToIngestionOperator(task_id=t.name, table=t.name, bucket=INGESTION_BUCKET) for t in SOURCE_TABLES
         }
 
+    def ingested_by(w):
+        """What a transform reads: its ingests' results. The calendar pulls them by template (a
+        failed ingest's is None) and runs once one succeeded, so that a drifted sales_order does
+        not hold back the payments' and purchase orders' facts by their dates (registry.waits_for)."""
+        if w.kind == "calendar":
+            return {s: f"{{{{ ti.xcom_pull(task_ids='ingest.{s}') }}}}" for s in w.sources}
+        return {s: ingest[s].output for s in w.sources}
+
     with TaskGroup("transform", tooltip="ingestion -> processed bucket, one task per warehouse table"):
         transform = {
             w.name: IngestionToProcessedOperator(
                 task_id=w.name,
                 table=w.name,
-                ingested={source: ingest[source].output for source in w.sources},
+                ingested=ingested_by(w),
                 ingestion_bucket=INGESTION_BUCKET,
                 processed_bucket=PROCESSED_BUCKET,
+                trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS if w.kind == "calendar" else TriggerRule.ALL_SUCCESS,
             )
             for w in WAREHOUSE_TABLES
-            if w.kind != "calendar"
         }
-        # The calendar takes the dates of whichever of its ingests ran (a failed one's result is
-        # pulled as None): a drifted sales_order must not hold back the payments' and purchase
-        # orders' facts by their dates (registry.waits_for).
-        transform[CALENDAR.name] = IngestionToProcessedOperator(
-            task_id=CALENDAR.name,
-            table=CALENDAR.name,
-            ingested={source: f"{{{{ ti.xcom_pull(task_ids='ingest.{source}') }}}}" for source in CALENDAR.sources},
-            ingestion_bucket=INGESTION_BUCKET,
-            processed_bucket=PROCESSED_BUCKET,
-            trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS,
-        )
-        [ingest[source] for source in CALENDAR.sources] >> transform[CALENDAR.name]
+        [ingest[s] for s in CALENDAR.sources] >> transform[CALENDAR.name]
 
     with TaskGroup("load", tooltip="processed bucket -> warehouse; dimensions before facts"):
         load = {

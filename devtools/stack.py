@@ -259,15 +259,12 @@ PAYMENTS_API_TOKEN = STACK / "secrets" / "payments-api.token"
 def payments_api_tokens() -> Path:
     """The stack's tokens file of the payments API (payments_api.auth), with one reader's token
     (group finance) made once and kept, like the file, readable by its owner only."""
-    from payments_api.auth import add_token
+    from payments_api.auth import add_token, write_private
 
     tokens = STACK / "secrets" / "payments-api-tokens.json"
     if not tokens.exists() or not PAYMENTS_API_TOKEN.exists():
         tokens.unlink(missing_ok=True)
-        token = add_token(tokens, "local-finance", ["finance"])
-        fd = os.open(PAYMENTS_API_TOKEN, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(token + "\n")
+        write_private(PAYMENTS_API_TOKEN, add_token(tokens, "local-finance", ["finance"]) + "\n")
     return tokens
 
 

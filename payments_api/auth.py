@@ -175,11 +175,16 @@ def add_token(path: Path, subject: str, groups: Sequence[str]) -> str:
     token = secrets.token_urlsafe(32)
     document = json.loads(path.read_text()) if path.exists() else {"tokens": []}
     document["tokens"].append({"sha256": digest(token), "subject": subject, "groups": list(groups)})
+    write_private(path, json.dumps(document, indent=2))
+    return token
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only (created so: never world-readable)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
-        json.dump(document, out, indent=2)
-    return token
+        out.write(text)
 
 
 def main(argv: list[str] | None = None) -> int:
