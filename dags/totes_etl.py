@@ -47,7 +47,12 @@ with DAG(
     default_args=task_defaults(
         retry_delay=timedelta(seconds=30), max_retry_delay=timedelta(minutes=5), execution_timeout=timedelta(minutes=20)
     ),
-    params={"full_refresh": Param(False, type="boolean", description="extract every table in full")},
+    params={
+        "full_refresh": Param(False, type="boolean", description="extract every table in full"),
+        "reconcile_whole_tables": Param(
+            False, type="boolean", description="check.reconcile compares whole tables id by id (it does on the hour anyway)"
+        ),
+    },
     tags=["totesys", "warehouse", "etl"],
     doc_md=__doc__,
     # Templates render to Python objects: a load receives its transform's result as a dict.

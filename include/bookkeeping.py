@@ -7,6 +7,9 @@
   until a later version of it (or, for a fact refused for a missing dimension row, the row
   itself) loads (include.quarantine).
 * ``etl_load_log``: one row per table per run that loaded something; the freshness check reads it.
+* ``etl_outside_write``: every statement that changed a warehouse table without being a
+  pipeline load (a hand fix, a stray script), recorded by triggers (include.ddl) until a person
+  accepts it; ``check.reconcile`` fails while one is not accepted (include.checks).
 
 Every other module names these tables through this one. include.ddl creates them; a column
 added here in a later version is added to an existing table (never dropped or changed).
@@ -25,6 +28,11 @@ if TYPE_CHECKING:
 DIMENSION_VERSION = "etl_dimension_version"
 QUARANTINE = "etl_quarantine"
 LOAD_LOG = "etl_load_log"
+OUTSIDE_WRITE = "etl_outside_write"
+
+# A pipeline load names itself in this transaction-local setting; the triggers that record
+# writes outside the pipeline skip a statement made under it (include.ddl, include.load).
+WRITER_SETTING = "totes.writer"
 
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     DIMENSION_VERSION: (
@@ -57,6 +65,17 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("source_max_last_updated", "jsonb"),
         ("loaded_at", "timestamptz NOT NULL DEFAULT now()"),
     ),
+    OUTSIDE_WRITE: (
+        ("write_id", "bigserial PRIMARY KEY"),
+        ("table_name", "varchar NOT NULL"),
+        ("operation", "varchar NOT NULL"),
+        ("rows", "bigint"),  # NULL for a TRUNCATE: its rows are not counted
+        ("ids", "text[]"),  # the first 100 ids the statement touched, as they were
+        ("written_by", "varchar NOT NULL"),
+        ("written_at", "timestamptz NOT NULL DEFAULT now()"),
+        ("accepted_by", "varchar"),
+        ("accepted_at", "timestamptz"),
+    ),
 }
 CONSTRAINTS: dict[str, str] = {DIMENSION_VERSION: "PRIMARY KEY (dimension, id)"}
 
@@ -84,6 +103,11 @@ def create_index_ddl(schema: str, name: str) -> list[sql.Composable]:
             sql.Identifier("etl_quarantine_waiting_idx"), table(schema, QUARANTINE)
         )
     ]
+
+
+def mark_pipeline_write(conn: psycopg.Connection, run_id: str) -> None:
+    """Say, for the rest of this transaction, that its writes are a pipeline load of ``run_id``."""
+    conn.execute("SELECT set_config(%s, %s, true)", (WRITER_SETTING, run_id))
 
 
 def log_load(

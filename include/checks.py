@@ -1,9 +1,21 @@
 """Data-quality checks run at the end of every run (README, "Checks").
 
-* reconcile: per table, the warehouse agrees with the source: every source row created before
-  the cut-off is there (distinct ids), every source row changed recently is there at its current
-  version, rows waiting in the quarantine excepted; the foreign keys and the unique version
-  constraints that make every fact key resolve and every version unique are in force.
+* reconcile: the warehouse agrees with the source, identity by identity, never by counts (a
+  row deleted by hand and a new source row would cancel out in a count):
+
+  - every run: no statement changed a warehouse table outside a pipeline load (the triggers
+    include.ddl creates record each one, and their being in force is checked); every source
+    row changed in the recent span is in the warehouse at its current version, and every row
+    built on a changed address or department was rebuilt; the foreign keys and unique version
+    constraints that make every fact key resolve and every version unique are in force;
+  - on the hour (and in a full refresh, a run triggered by hand or with
+    ``reconcile_whole_tables``): whole tables, id by id. Both sides sum a 64-bit hash of
+    (id, version) per part of 1,024 ids, in SQL; only parts whose sums differ are read id by id,
+    and each difference is named: a source row missing, a row at an older version, at a version
+    the source never had, an id the source does not have. This sees what no trigger can: a
+    row the pipeline itself lost, a late commit older than the lookback, triggers turned off.
+
+  Rows waiting in the quarantine are excepted throughout.
 * freshness: for each source table, the newest change the warehouse reflects is no more than
   30 minutes older than the newest change in the source.
 
@@ -14,14 +26,16 @@ lookback) is not yet expected. Nothing here reads the clock: the run's interval 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from psycopg import sql
 
 from include import bookkeeping, quarantine
 from include.config import LOOKBACK
+from include.ddl import TRIGGER_EVENTS, trigger_name
 from include.lake import to_naive_utc
 from include.registry import SOURCE, WAREHOUSE_TABLES, WarehouseTable
 from include.results import CheckResult, Run
@@ -30,6 +44,13 @@ if TYPE_CHECKING:
     import psycopg
 
 log = logging.getLogger(__name__)
+
+# The whole-table comparison runs when a run's interval ends on a multiple of this after
+# midnight UTC (a divisor of a day).
+WHOLE_TABLES_EVERY = timedelta(hours=1)
+PART_BITS = 10  # 1,024 ids per part
+DRILL_PARTS = 512  # parts read id by id per query
+SHOWN_IDS = 10  # ids named per kind of difference
 
 
 @dataclass
@@ -47,64 +68,221 @@ class CheckFailed(Exception):
 
 
 def reconcile(
-    src: psycopg.Connection, wh: psycopg.Connection, schema: str, cutoff: datetime, recent_from: datetime
+    src: psycopg.Connection,
+    wh: psycopg.Connection,
+    schema: str,
+    cutoff: datetime,
+    recent_from: datetime,
+    *,
+    whole_tables: bool = False,
 ) -> CheckReport:
     """Compare the warehouse with the source; ``recent_from``..``cutoff`` is the span whose
-    changes are checked version by version."""
+    changes are checked version by version, and ``whole_tables`` adds the id-by-id comparison
+    of every table as of ``cutoff``."""
     report = CheckReport()
+    _check_outside_writes(wh, schema, report)
     for table in WAREHOUSE_TABLES:
         if table.kind == "calendar":  # no source rows of its own: the facts' foreign keys cover it
             continue
-        source = SOURCE[table.source]
-        key = sql.Identifier(source.primary_key)
-        wh_key = sql.Identifier(table.natural_id if table.is_fact else table.primary_key)
-        target = sql.Identifier(schema, table.name)
         waiting = quarantine.waiting_ids(wh, schema, table.name)
-        expected = _one(
-            src, sql.SQL("SELECT count(*) FROM {} WHERE created_at < %s").format(sql.Identifier(source.name)), (cutoff,)
-        )
-        existing = _one(src, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(source.name)))
-        have = _one(wh, sql.SQL("SELECT count(DISTINCT {}) FROM {}").format(wh_key, target))
-        figures = {"source_ids": existing, "expected_ids": expected, "warehouse_ids": have, "quarantined_ids": len(waiting)}
-        if have < expected - len(waiting):
-            report.problems.append(
-                f"{table.name}: {expected - len(waiting) - have} source row(s) missing ({have} of {expected} ids)"
-            )
-        if have > existing:
-            report.problems.append(f"{table.name}: {have - existing} id(s) that the source does not have")
-
-        # Every row changed in the recent span is there at its current version.
-        recent = src.execute(
-            sql.SQL("SELECT {}, last_updated FROM {} WHERE last_updated >= %s AND last_updated < %s").format(
-                key, sql.Identifier(source.name)
-            ),
-            (recent_from, cutoff),
-        ).fetchall()
-        recent = [(i, lu) for i, lu in recent if i not in waiting]
-        if recent:
-            ids = [i for i, _ in recent]
-            versions = [lu for _, lu in recent]
-            if table.is_fact:
-                present = sql.SQL(
-                    "SELECT count(*) FROM unnest(%s::int[], %s::timestamp[]) AS v(id, lu) WHERE EXISTS ("
-                    "SELECT 1 FROM {t} t WHERE t.{k} = v.id AND t.last_updated_date = v.lu::date AND t.last_updated_time = v.lu::time)"
-                ).format(t=target, k=wh_key)
-            else:
-                present = sql.SQL(
-                    "SELECT count(*) FROM unnest(%s::int[], %s::timestamp[]) AS v(id, lu) WHERE EXISTS ("
-                    "SELECT 1 FROM {v} x WHERE x.dimension = {d} AND x.id = v.id AND x.version[1] >= v.lu)"
-                ).format(v=bookkeeping.table(schema, bookkeeping.DIMENSION_VERSION), d=sql.Literal(table.name))
-            found = _one(wh, present, (ids, versions))
-            figures["recent_versions"] = len(recent)
-            if found < len(recent):
-                report.problems.append(
-                    f"{table.name}: {len(recent) - found} of {len(recent)} recent change(s) not in the warehouse"
-                )
+        figures: dict[str, object] = {"quarantined_ids": len(waiting)}
+        _check_recent_changes(src, wh, schema, table, recent_from, cutoff, waiting, report, figures)
         if table.join:
             _check_join_partners(src, wh, schema, table, recent_from, cutoff, waiting, report)
+        if whole_tables:
+            _compare_whole_table(src, wh, schema, table, cutoff, waiting, report, figures)
         report.figures[table.name] = figures
+    _check_constraints_in_force(wh, schema, report)
+    return report
 
-    # Every fact key resolves and every version is unique: the constraints saying so must be in force.
+
+def _shown(ids: Iterable[object]) -> str:
+    ids = sorted(ids)
+    return ", ".join(map(str, ids[:SHOWN_IDS])) + (f", ... ({len(ids)} in all)" if len(ids) > SHOWN_IDS else "")
+
+
+def _check_outside_writes(wh: psycopg.Connection, schema: str, report: CheckReport) -> None:
+    """Every statement that changed a warehouse table outside a pipeline load and that no one has
+    accepted yet (include.ddl's triggers record them): one problem per table and kind of write."""
+    rows = wh.execute(
+        sql.SQL(
+            "SELECT table_name, operation, count(*), sum(rows), string_agg(DISTINCT written_by, ', '), "
+            "min(written_at), max(written_at), array_agg(ids ORDER BY write_id) FROM {} "
+            "WHERE accepted_at IS NULL GROUP BY 1, 2 ORDER BY 1, 2"
+        ).format(bookkeeping.table(schema, bookkeeping.OUTSIDE_WRITE))
+    ).fetchall()
+    done = {"INSERT": "inserted", "UPDATE": "updated", "DELETE": "deleted"}
+    for table, operation, statements, changed, who, first, last, samples in rows:
+        ids = {i for sample in samples if sample for i in sample}
+        what = f"{changed} row(s) {done[operation]}" if operation in done else "emptied by TRUNCATE"
+        report.problems.append(
+            f"{table}: {what} outside the pipeline ({statements} statement(s) by {who}, {first.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+            + (f" to {last.astimezone(UTC):%Y-%m-%d %H:%M:%S}" if last != first else "")
+            + " UTC"
+            + (f"; ids {_shown(ids)}" if ids else "")
+            + "): repair the table, then accept the writes (runbook)"
+        )
+
+
+def _check_recent_changes(
+    src, wh, schema: str, table: WarehouseTable, recent_from: datetime, cutoff: datetime, waiting: set[int],
+    report: CheckReport, figures: dict[str, object],
+) -> None:  # fmt: skip
+    """Every row changed in the recent span is there at its current version (a fact: that very
+    version; a dimension: at least that version)."""
+    source = SOURCE[table.source]
+    recent = src.execute(
+        sql.SQL("SELECT {}, last_updated FROM {} WHERE last_updated >= %s AND last_updated < %s").format(
+            sql.Identifier(source.primary_key), sql.Identifier(source.name)
+        ),
+        (recent_from, cutoff),
+    ).fetchall()
+    recent = [(i, lu) for i, lu in recent if i not in waiting]
+    figures["recent_versions"] = len(recent)
+    if not recent:
+        return
+    target = sql.Identifier(schema, table.name)
+    if table.is_fact:
+        present = sql.SQL(
+            "SELECT v.id FROM unnest(%s::int[], %s::timestamp[]) AS v(id, lu) WHERE NOT EXISTS ("
+            "SELECT 1 FROM {t} t WHERE t.{k} = v.id AND t.last_updated_date = v.lu::date AND t.last_updated_time = v.lu::time)"
+        ).format(t=target, k=sql.Identifier(table.natural_id))
+    else:
+        present = sql.SQL(
+            "SELECT v.id FROM unnest(%s::int[], %s::timestamp[]) AS v(id, lu) WHERE NOT EXISTS ("
+            "SELECT 1 FROM {t} d JOIN {v} x ON x.dimension = {d} AND x.id = d.{k} WHERE d.{k} = v.id AND x.version[1] >= v.lu)"
+        ).format(
+            t=target,
+            k=sql.Identifier(table.primary_key),
+            v=bookkeeping.table(schema, bookkeeping.DIMENSION_VERSION),
+            d=sql.Literal(table.name),
+        )
+    absent = [r[0] for r in wh.execute(present, ([i for i, _ in recent], [lu for _, lu in recent]))]
+    if absent:
+        report.problems.append(
+            f"{table.name}: {len(absent)} of {len(recent)} recent change(s) not in the warehouse (ids {_shown(absent)})"
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# The whole-table comparison
+# ------------------------------------------------------------------------------------------
+
+
+def _digest(id_column: sql.Composable, version: sql.Composable) -> sql.Composable:
+    """Per part of 2**PART_BITS ids: the ids, and two independent sums of the top 32 bits of a
+    64-bit hash of (id, version in microseconds). hashint8extended is PostgreSQL's stable hash
+    (hash partitioning relies on it), so the two databases agree on every value."""
+    micros = sql.SQL("(extract(epoch FROM {}) * 1000000)::bigint").format(version)
+    return sql.SQL(
+        "{id} >> {bits}, count(*), sum(hashint8extended({us}, {id}::bigint) >> 32), "
+        "sum(hashint8extended({us}, {id}::bigint # 6364136223846793005) >> 32)"
+    ).format(id=id_column, bits=sql.Literal(PART_BITS), us=micros)
+
+
+def _in_parts(column: sql.Composable) -> sql.Composable:
+    """A join condition: ``column`` lies in one of the parts bound as an int[] (index ranges)."""
+    return sql.SQL("JOIN unnest(%s::int[]) AS p(part) ON {c} >= p.part << {b} AND {c} < (p.part + 1) << {b}").format(
+        c=column, b=sql.Literal(PART_BITS)
+    )
+
+
+def _warehouse_versions(schema: str, table: WarehouseTable, parts: bool) -> sql.Composable:
+    """(id, version) of each id the table holds: a fact's newest version, a dimension row's own
+    source version (etl_dimension_version; NULL when none is recorded). With ``parts``, only the
+    ids in the parts bound as its one parameter."""
+    target = sql.Identifier(schema, table.name)
+    if table.is_fact:
+        k = sql.Identifier("f", table.natural_id)
+        return sql.SQL(
+            "SELECT {k} AS id, max(f.last_updated_date + f.last_updated_time) AS version FROM {t} f {p} GROUP BY 1"
+        ).format(k=k, t=target, p=_in_parts(k) if parts else sql.SQL(""))
+    k = sql.Identifier("d", table.primary_key)
+    return sql.SQL(
+        "SELECT {k} AS id, x.version[1] AS version FROM {t} d {p} LEFT JOIN {v} x ON x.dimension = {name} AND x.id = {k}"
+    ).format(
+        k=k,
+        t=target,
+        p=_in_parts(k) if parts else sql.SQL(""),
+        v=bookkeeping.table(schema, bookkeeping.DIMENSION_VERSION),
+        name=sql.Literal(table.name),
+    )
+
+
+def _compare_whole_table(
+    src, wh, schema: str, table: WarehouseTable, cutoff: datetime, waiting: set[int], report: CheckReport,
+    figures: dict[str, object],
+) -> None:  # fmt: skip
+    """Every id of the source as of ``cutoff`` against every id of the warehouse table.
+
+    Ids whose version is at or after the cut-off are left out of both sums (the source's row may
+    be newer than what the warehouse may yet hold); the parts they fall in differ, and reading
+    them id by id settles it: such a row may be at any version up to the source's."""
+    source = SOURCE[table.source]
+    key = sql.Identifier(source.primary_key)
+    source_sums = {
+        r[0]: r[1:]
+        for r in src.execute(
+            sql.SQL("SELECT {} FROM {} WHERE last_updated < %s GROUP BY 1").format(
+                _digest(key, sql.Identifier("last_updated")), sql.Identifier(source.name)
+            ),
+            (cutoff,),
+        )
+    }
+    warehouse_sums = {
+        r[0]: r[1:]
+        for r in wh.execute(
+            # a row without a recorded version counts at the epoch: its part differs and is read
+            sql.SQL("SELECT {} FROM ({}) w WHERE w.version IS NULL OR w.version < %s GROUP BY 1").format(
+                _digest(sql.Identifier("w", "id"), sql.SQL("coalesce(w.version, 'epoch')")),
+                _warehouse_versions(schema, table, False),
+            ),
+            (cutoff,),
+        )
+    }
+    differing = sorted(p for p in source_sums.keys() | warehouse_sums.keys() if source_sums.get(p) != warehouse_sums.get(p))
+    figures |= {"source_ids": sum(v[0] for v in source_sums.values()), "parts": len(source_sums), "parts_read": len(differing)}
+    kinds: dict[str, list[int]] = {"missing": [], "older": [], "never": [], "unknown": [], "unversioned": []}
+    for i in range(0, len(differing), DRILL_PARTS):
+        chunk = differing[i : i + DRILL_PARTS]
+        theirs = dict(
+            src.execute(
+                sql.SQL("SELECT s.{k}, s.last_updated FROM {t} s {p}").format(
+                    k=key, t=sql.Identifier(source.name), p=_in_parts(sql.Identifier("s", source.primary_key))
+                ),
+                (chunk,),
+            ).fetchall()
+        )
+        ours = dict(wh.execute(_warehouse_versions(schema, table, True), (chunk,)).fetchall())
+        for id_ in theirs.keys() | ours.keys():
+            if id_ in waiting:
+                continue
+            s, w = theirs.get(id_), ours.get(id_)
+            if s is None:
+                kinds["unknown"].append(id_)
+            elif id_ in ours and w is None:
+                kinds["unversioned"].append(id_)
+            elif w is not None and w > s:
+                kinds["never"].append(id_)
+            elif s < cutoff and w is None:
+                kinds["missing"].append(id_)
+            elif s < cutoff and w < s:
+                kinds["older"].append(id_)
+    says = {
+        "missing": "source row(s) missing",
+        "older": "row(s) at an older version than the source's",
+        "never": "row(s) at a version the source never had",
+        "unknown": "id(s) that the source does not have",
+        "unversioned": "row(s) without a recorded source version (etl_dimension_version)",
+    }
+    for kind, ids in kinds.items():
+        if ids:
+            report.problems.append(f"{table.name}: {len(ids)} {says[kind]} (ids {_shown(ids)})")
+
+
+def _check_constraints_in_force(wh: psycopg.Connection, schema: str, report: CheckReport) -> None:
+    """Every fact key resolves and every version is unique: the constraints saying so must be in
+    force; and every table's triggers recording writes outside the pipeline must be enabled."""
     rows = wh.execute(
         "SELECT c.conrelid::regclass::text, c.contype, c.convalidated FROM pg_constraint c "
         "JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = %s AND c.contype IN ('f', 'u')",
@@ -119,7 +297,21 @@ def reconcile(
             report.problems.append(f"{table.name}: not every foreign key to its dimensions is in force")
         if not any(kind == "u" and valid for kind, valid in mine):
             report.problems.append(f"{table.name}: the unique version constraint is missing")
-    return report
+    enabled = {
+        (t, name)
+        for t, name, mode in wh.execute(
+            "SELECT c.relname, t.tgname, t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND NOT t.tgisinternal",
+            (schema,),
+        )
+        if mode in ("O", "A")  # enabled (D: disabled, R: only for replication sessions)
+    }
+    for table in WAREHOUSE_TABLES:
+        off = [trigger_name(e) for e in TRIGGER_EVENTS if (table.name, trigger_name(e)) not in enabled]
+        if off:
+            report.problems.append(
+                f"{table.name}: the triggers recording writes outside the pipeline are not in force ({', '.join(off)})"
+            )
 
 
 def _check_join_partners(
@@ -181,19 +373,36 @@ def freshness(src: psycopg.Connection, wh: psycopg.Connection, schema: str, as_o
     return report
 
 
+def reconcile_run(src: psycopg.Connection, wh: psycopg.Connection, schema: str, run: Run) -> CheckReport:
+    """``reconcile`` as of the run's interval: its cut-off, its recent span, its scope."""
+    start, end = to_naive_utc(run.interval_start), to_naive_utc(run.interval_end)
+    return reconcile(src, wh, schema, end - LOOKBACK, start - LOOKBACK, whole_tables=compares_whole_tables(run))
+
+
+def compares_whole_tables(run: Run) -> bool:
+    """Whether this run's reconcile compares whole tables: on the hour, in a full refresh, when
+    triggered by hand without a logical date, or when asked; never in a backfill, whose
+    intervals are older than what the warehouse already holds (its windows are still checked)."""
+    if run.backfill:
+        return False
+    end = to_naive_utc(run.interval_end)  # a pendulum DateTime in a task: plain arithmetic
+    since_midnight = timedelta(hours=end.hour, minutes=end.minute, seconds=end.second, microseconds=end.microsecond)
+    on_the_hour = since_midnight % WHOLE_TABLES_EVERY == timedelta(0)
+    return on_the_hour or run.full_refresh or run.reconcile_whole_tables or not run.has_logical_date
+
+
 def run_check(check: str, src: psycopg.Connection, wh: psycopg.Connection, schema: str, run: Run) -> CheckResult:
     """The check stage: ``reconcile`` or ``freshness`` for the run's interval (``src``: totesys,
     ``wh``: the warehouse, both read-only). Logs every table's figures; raises CheckFailed naming
     every problem."""
-    start, end = to_naive_utc(run.interval_start), to_naive_utc(run.interval_end)
     if check == "reconcile":
-        report = reconcile(src, wh, schema, cutoff=end - LOOKBACK, recent_from=start - LOOKBACK)
+        report = reconcile_run(src, wh, schema, run)
     elif check == "freshness":
-        report = freshness(src, wh, schema, as_of=end)
+        report = freshness(src, wh, schema, as_of=to_naive_utc(run.interval_end))
     else:
         raise ValueError(f"unknown check {check!r}")
     for table, figures in report.figures.items():
         log.info("%s %s: %s", check, table, figures)
     if report.problems:
-        raise CheckFailed(f"{check} failed: " + "; ".join(report.problems))
+        raise CheckFailed(f"{check} failed: " + " | ".join(report.problems))
     return CheckResult(check=check, tables=len(report.figures))

@@ -10,9 +10,10 @@ dropped. (The totesys DDL is a development tool's: devtools/totesys/schema.py.)
 
 from __future__ import annotations
 
+import logging
 import sys
-from typing import TYPE_CHECKING
 
+import psycopg
 from psycopg import sql
 
 from include import bookkeeping
@@ -28,8 +29,7 @@ from include.registry import (
     WarehouseTable,
 )
 
-if TYPE_CHECKING:
-    import psycopg
+log = logging.getLogger(__name__)
 
 # A constant key for pg_advisory_xact_lock: concurrent schema tasks (a backfill beside the
 # schedule) would otherwise race on CREATE TABLE.
@@ -106,6 +106,120 @@ def refresh_view_sql(schema: str, v: ExtensionView) -> sql.Composable:
     return sql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(sql.Identifier(schema, v.name))
 
 
+# ------------------------------------------------------------------------------------------
+# Writes outside the pipeline, recorded by triggers
+# ------------------------------------------------------------------------------------------
+#
+# Counting rows cannot tell a row deleted by hand from one the source has not yet sent; and
+# comparing whole tables on every run costs what the tables weigh. So every warehouse table has
+# statement-level triggers that record, in etl_outside_write, each statement that changed it
+# without being a pipeline load (a load names itself in bookkeeping.WRITER_SETTING for its own
+# transaction). check.reconcile fails on every such write until a person accepts it: a hand
+# DELETE, UPDATE, INSERT or TRUNCATE is caught by the very next run at no cost to the loads
+# (one setting read per statement). It is evidence against mistakes, not against an owner who
+# sets the marker or drops the triggers; reconcile also checks the triggers are in force, and
+# the whole-table comparison (include.checks) sees what they cannot.
+
+OUTSIDE_WRITE_FUNCTION = "etl_record_outside_write"
+TRIGGER_EVENTS = ("INSERT", "UPDATE", "DELETE", "TRUNCATE")
+
+_OUTSIDE_WRITE_BODY = """
+DECLARE
+  changed bigint;
+  sample text[];
+BEGIN
+  IF coalesce(current_setting('{setting}', true), '') <> '' THEN
+    RETURN NULL;  -- a pipeline load
+  END IF;
+  IF TG_OP <> 'TRUNCATE' THEN
+    EXECUTE format('SELECT count(*), (array_agg(%1$I::text ORDER BY %1$I))[1:100] FROM %2$I',
+                   TG_ARGV[0], CASE TG_OP WHEN 'INSERT' THEN 'new_rows' ELSE 'old_rows' END)
+      INTO changed, sample;
+    IF changed = 0 THEN
+      RETURN NULL;  -- a statement that matched no row
+    END IF;
+  END IF;
+  INSERT INTO {log} (table_name, operation, rows, ids, written_by)
+    VALUES (TG_TABLE_NAME, TG_OP, changed, sample, session_user);
+  RETURN NULL;
+END
+"""
+
+
+def trigger_name(event: str) -> str:
+    return f"etl_outside_{event.lower()}"
+
+
+def outside_write_function_ddl(schema: str) -> sql.Composable:
+    """The trigger function. SECURITY DEFINER: a person allowed to change a table is recorded
+    even without rights on etl_outside_write; its search_path is fixed, as such a function needs."""
+    body = _OUTSIDE_WRITE_BODY.format(
+        setting=bookkeeping.WRITER_SETTING,
+        log=bookkeeping.table(schema, bookkeeping.OUTSIDE_WRITE).as_string(None),
+    )
+    return sql.SQL(
+        "CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {body}"
+    ).format(fn=sql.Identifier(schema, OUTSIDE_WRITE_FUNCTION), body=sql.Literal(body))
+
+
+def outside_write_trigger_ddl(schema: str, t: WarehouseTable, event: str) -> sql.Composable:
+    """One statement-level trigger; its argument is the column whose values it records."""
+    referencing = {"INSERT": "REFERENCING NEW TABLE AS new_rows", "UPDATE": "REFERENCING OLD TABLE AS old_rows"}
+    referencing["DELETE"] = referencing["UPDATE"]
+    id_column = t.natural_id if t.is_fact else t.primary_key
+    return sql.SQL(
+        "CREATE TRIGGER {name} AFTER {event} ON {t} {referencing} FOR EACH STATEMENT EXECUTE FUNCTION {fn}({col})"
+    ).format(
+        name=sql.Identifier(trigger_name(event)),
+        event=sql.SQL(event),
+        t=sql.Identifier(schema, t.name),
+        referencing=sql.SQL(referencing.get(event, "")),
+        fn=sql.Identifier(schema, OUTSIDE_WRITE_FUNCTION),
+        col=sql.Literal(id_column),
+    )
+
+
+def _ensure_outside_write_triggers(cur: psycopg.Cursor, schema: str, new_tables: set[str]) -> list[str]:
+    """Create the function and any missing trigger; name what was added to a table that already existed.
+
+    A role that may load but not create triggers (a least-privilege loader on a warehouse made
+    by an older version) leaves them missing with a warning: the loads keep flowing, and
+    check.reconcile fails naming the triggers not in force until their owner creates them."""
+    added = []
+    cur.execute(
+        "SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %s AND p.proname = %s",
+        (schema, OUTSIDE_WRITE_FUNCTION),
+    )
+    has_function = cur.fetchone() is not None
+    try:
+        with cur.connection.transaction():  # a savepoint: a refusal leaves the rest of the schema work
+            if not has_function:
+                cur.execute(outside_write_function_ddl(schema))
+                added.append(OUTSIDE_WRITE_FUNCTION)
+            added += _create_missing_triggers(cur, schema, new_tables)
+    except psycopg.errors.InsufficientPrivilege as refused:
+        log.warning("The triggers recording writes outside the pipeline could not be created: %s", refused)
+        return []
+    return added
+
+
+def _create_missing_triggers(cur: psycopg.Cursor, schema: str, new_tables: set[str]) -> list[str]:
+    added = []
+    cur.execute(
+        "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND NOT t.tgisinternal",
+        (schema,),
+    )
+    have = set(cur.fetchall())
+    for t in WAREHOUSE_TABLES:
+        for event in TRIGGER_EVENTS:
+            if (t.name, trigger_name(event)) not in have:
+                cur.execute(outside_write_trigger_ddl(schema, t, event))
+                if t.name not in new_tables:
+                    added.append(f"{t.name}.{trigger_name(event)}")
+    return added
+
+
 def warehouse_ddl(schema: str, missing: set[str] | None = None) -> list[sql.Composable]:
     """Statements that create the warehouse objects named in ``missing`` (default: all).
 
@@ -178,9 +292,13 @@ def ensure_warehouse_schema(conn: psycopg.Connection, schema: str) -> list[str]:
                         )
                     )
                     created.append(f"{name}.{col}")
+        created += _ensure_outside_write_triggers(cur, schema, missing)
         return created
 
 
 if __name__ == "__main__":
-    for stmt in warehouse_ddl(sys.argv[1] if len(sys.argv) > 1 else "public"):
+    schema = sys.argv[1] if len(sys.argv) > 1 else "public"
+    stmts = [*warehouse_ddl(schema), outside_write_function_ddl(schema)]
+    stmts += [outside_write_trigger_ddl(schema, t, event) for t in WAREHOUSE_TABLES for event in TRIGGER_EVENTS]
+    for stmt in stmts:
         print(stmt.as_string(None) + ";")

@@ -210,6 +210,7 @@ def upsert_rates(
     non_key = [c for c in FX_RATE.column_names if c not in FX_RATE.primary_key]
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"totes_etl.load.{schema}.{FX_RATE.name}",))
+        bookkeeping.mark_pipeline_write(conn, run_id)  # the dim_date row is the pipeline's (include.ddl)
         cur.execute(
             sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING").format(
                 sql.Identifier(schema, dim_date_table.name),

@@ -229,6 +229,7 @@ def load_batches(
     rejected = replayed = 0
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"totes_etl.load.{schema}.{table.name}",))
+        bookkeeping.mark_pipeline_write(conn, run_id)  # not a write outside the pipeline (include.ddl)
         cur.execute(stage_ddl(schema, table))
         if table.versioned:
             cur.execute(

@@ -27,6 +27,8 @@ class Run:
     # default manual trigger has none, so it is never taken for the DAG's first run.
     has_logical_date: bool = True
     full_refresh: bool = False
+    backfill: bool = False  # one run of an ``airflow backfill``
+    reconcile_whole_tables: bool = False  # asked for in the run's params
 
     @classmethod
     def manual(cls, run_id: str, run_after: datetime, period: timedelta, **kwargs: Any) -> Run:

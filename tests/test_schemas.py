@@ -181,14 +181,23 @@ def test_totesys_foreign_key_actions_behave(totesys):
 def test_warehouse_matches_spec(warehouse_conn, schema):
     created = ensure_warehouse_schema(warehouse_conn, schema)
     assert set(spec.WAREHOUSE) <= set(created)
-    # the 11 star-schema tables, plus the pipeline's three bookkeeping tables (README) and the
+    # the 11 star-schema tables, plus the pipeline's four bookkeeping tables (README) and the
     # foreign-exchange extension's rates table (docs/fx_rates.md)
     assert base_tables(warehouse_conn, schema) == set(spec.WAREHOUSE) | {
         "etl_dimension_version",
         "etl_load_log",
+        "etl_outside_write",
         "etl_quarantine",
         "fx_rate",
     }
+    # each star-schema table records the writes made outside the pipeline (README)
+    triggers = warehouse_conn.execute(
+        "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND NOT t.tgisinternal",
+        (schema,),
+    ).fetchall()
+    events = ("insert", "update", "delete", "truncate")
+    assert set(triggers) == {(t, f"etl_outside_{e}") for t in spec.WAREHOUSE for e in events}
     for table, expected in spec.WAREHOUSE.items():
         assert columns(warehouse_conn, schema, table) == expected, table
     pks = primary_keys(warehouse_conn, schema)

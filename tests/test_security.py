@@ -203,3 +203,24 @@ def test_least_privilege_roles_and_no_credential_anywhere(
     for where, data in haystacks.items():
         for secret in secrets:
             assert secret.encode() not in data, f"a credential leaked into {where}"
+
+
+def test_a_loader_that_may_not_create_triggers_keeps_loading_and_says_so(roles, new_database, caplog):
+    """A warehouse made by an older version has no triggers, and the least-privilege loader may
+    not create them: ensure_warehouse_schema warns and goes on (check.reconcile then fails
+    naming the triggers not in force), and the loader's writes still go through."""
+    admin_wh = new_database("warehouse")
+    loader, loader_pw = roles["loader"]
+    grant_loader(admin_wh, loader, "public")
+    with psycopg.connect(admin_wh, autocommit=True) as c:
+        c.execute("DROP TRIGGER etl_outside_insert ON dim_design")
+    with psycopg.connect(as_role(admin_wh, loader, loader_pw), autocommit=True) as c:
+        assert ensure_warehouse_schema(c, "public") == []
+        c.execute("INSERT INTO dim_design VALUES (1, 'Wooden', '/designs', 'wooden.json')")
+        triggers = c.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'dim_design'::regclass AND NOT tgisinternal ORDER BY 1"
+        ).fetchall()
+    assert ("etl_outside_insert",) not in triggers
+    assert len(triggers) == 3
+    assert "could not be created" in caplog.text
+    assert "permission denied for table dim_design" in caplog.text

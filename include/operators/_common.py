@@ -124,9 +124,12 @@ def run_of(context: Any, period: timedelta | None = None) -> Run:
 
     dag_run = context["dag_run"]
     prev = context.get("prev_data_interval_end_success")
+    params = context.get("params") or {}
     details = {
         "prev_success_end": getattr(prev, "__wrapped__", prev),  # a lazy proxy in the context
-        "full_refresh": bool((context.get("params") or {}).get("full_refresh", False)),
+        "full_refresh": bool(params.get("full_refresh", False)),
+        "backfill": getattr(dag_run, "run_type", None) == "backfill",  # DagRunType is a str enum
+        "reconcile_whole_tables": bool(params.get("reconcile_whole_tables", False)),
     }
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if end is None:
