@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup demo up down status test lint audit pytest bench lock generate simulate clean
+.PHONY: setup demo up down status test lint audit pytest bench soak lock generate simulate clean
 
 setup:
 	@bash scripts/setup.sh
@@ -39,6 +39,9 @@ test: lint audit checkov pytest
 
 bench: setup
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+soak: setup
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 lock:
 	bash scripts/lock.sh

@@ -150,6 +150,8 @@ def stop_process(name: str) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     for _ in range(300):  # Airflow's components take a few seconds to shut down cleanly
+        with contextlib.suppress(ChildProcessError):  # started by this process (bench.soak): reap it
+            os.waitpid(pid, os.WNOHANG)
         try:
             os.kill(pid, 0)
         except OSError:
