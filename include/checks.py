@@ -35,7 +35,7 @@ from psycopg import sql
 
 from include import bookkeeping, quarantine
 from include.config import LOOKBACK
-from include.ddl import TRIGGER_EVENTS, trigger_name
+from include.ddl import TRIGGER_EVENTS, trigger_modes, trigger_name
 from include.lake import to_naive_utc
 from include.registry import SOURCE, WAREHOUSE_TABLES, WarehouseTable
 from include.results import CheckResult, Run
@@ -297,15 +297,7 @@ def _check_constraints_in_force(wh: psycopg.Connection, schema: str, report: Che
             report.problems.append(f"{table.name}: not every foreign key to its dimensions is in force")
         if not any(kind == "u" and valid for kind, valid in mine):
             report.problems.append(f"{table.name}: the unique version constraint is missing")
-    enabled = {
-        (t, name)
-        for t, name, mode in wh.execute(
-            "SELECT c.relname, t.tgname, t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND NOT t.tgisinternal",
-            (schema,),
-        )
-        if mode in ("O", "A")  # enabled (D: disabled, R: only for replication sessions)
-    }
+    enabled = {key for key, mode in trigger_modes(wh, schema).items() if mode in ("O", "A")}
     for table in WAREHOUSE_TABLES:
         off = [trigger_name(e) for e in TRIGGER_EVENTS if (table.name, trigger_name(e)) not in enabled]
         if off:

@@ -203,14 +203,20 @@ def _ensure_outside_write_triggers(cur: psycopg.Cursor, schema: str, new_tables:
     return added
 
 
-def _create_missing_triggers(cur: psycopg.Cursor, schema: str, new_tables: set[str]) -> list[str]:
-    added = []
-    cur.execute(
-        "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+def trigger_modes(conn: psycopg.Connection | psycopg.Cursor, schema: str) -> dict[tuple[str, str], str]:
+    """(table, trigger) -> pg_trigger.tgenabled of every user trigger in ``schema`` (O or A:
+    enabled; D: disabled; R: only in replication sessions)."""
+    rows = conn.execute(
+        "SELECT c.relname, t.tgname, t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND NOT t.tgisinternal",
         (schema,),
-    )
-    have = set(cur.fetchall())
+    ).fetchall()
+    return {(table, name): mode for table, name, mode in rows}
+
+
+def _create_missing_triggers(cur: psycopg.Cursor, schema: str, new_tables: set[str]) -> list[str]:
+    added = []
+    have = trigger_modes(cur, schema)
     for t in WAREHOUSE_TABLES:
         for event in TRIGGER_EVENTS:
             if (t.name, trigger_name(event)) not in have:
