@@ -7,7 +7,7 @@ Every 15 minutes, for the data interval that just ended:
 3. ``transform.<table>`` builds each dimension and fact from the ingests it reads;
 4. ``load.<table>`` merges it into the warehouse; facts load after the dimensions they reference;
 5. ``check.*`` reconciles the warehouse with totesys, checks its freshness and reports what was
-   quarantined.
+   quarantined; ``check.outcome`` fails the run when any task failed.
 
 Trigger with ``{"full_refresh": true}`` to re-read every table in full (README, runbook).
 The tables and their wiring come from include/registry.py; the logic lives in include/.
@@ -26,6 +26,7 @@ from include.operators import (
     IngestionToProcessedOperator,
     ProcessedToWarehouseOperator,
     QuarantineReportOperator,
+    RunOutcomeOperator,
     TotesysToIngestionOperator,
     WarehouseCheckOperator,
     WarehouseSchemaOperator,
@@ -40,7 +41,9 @@ with DAG(
     dag_id=DAG_ID,
     description="totesys to the star-schema warehouse, every 15 minutes",
     schedule=CronDataIntervalTimetable(SCHEDULE_CRON, timezone="UTC"),
-    start_date=pendulum.datetime(2024, 11, 1, tz="UTC"),
+    # totesys holds changes from 2022-11-03: a backfill of any real interval does real work
+    # (Airflow makes no task instances before start_date); catchup stays off.
+    start_date=pendulum.datetime(2022, 11, 1, tz="UTC"),
     catchup=False,  # a run after a gap reads everything since the last success (include/ingest.py)
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=30),
@@ -62,7 +65,10 @@ with DAG(
 
     with TaskGroup("ingest", tooltip="totesys -> ingestion bucket, one task per source table"):
         ingest = {
-            t.name: TotesysToIngestionOperator(task_id=t.name, table=t.name, bucket=INGESTION_BUCKET) for t in SOURCE_TABLES
+            t.name: TotesysToIngestionOperator(
+                task_id=t.name, table=t.name, bucket=INGESTION_BUCKET, figures_schema=WAREHOUSE_SCHEMA
+            )
+            for t in SOURCE_TABLES
         }
 
     def ingested_by(w):
@@ -81,6 +87,7 @@ with DAG(
                 ingested=ingested_by(w),
                 ingestion_bucket=INGESTION_BUCKET,
                 processed_bucket=PROCESSED_BUCKET,
+                figures_schema=WAREHOUSE_SCHEMA,
                 trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS if w.kind == "calendar" else TriggerRule.ALL_SUCCESS,
             )
             for w in WAREHOUSE_TABLES
@@ -113,6 +120,8 @@ with DAG(
             task_id="freshness", check="freshness", schema=WAREHOUSE_SCHEMA, trigger_rule=TriggerRule.ALL_DONE
         )
         quarantine = QuarantineReportOperator(task_id="quarantine", schema=WAREHOUSE_SCHEMA, trigger_rule=TriggerRule.ALL_DONE)
+        # The run's state is its last tasks': this one fails it when any task failed.
+        outcome = RunOutcomeOperator(task_id="outcome")
 
     ensure_schema >> list(ingest.values())
     for w in WAREHOUSE_TABLES:
@@ -122,3 +131,4 @@ with DAG(
     list(load.values()) >> reconcile
     list(load.values()) >> freshness
     list(load.values()) >> quarantine
+    [t for t in dag.tasks if t is not outcome] >> outcome

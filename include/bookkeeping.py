@@ -7,6 +7,8 @@
   until a later version of it (or, for a fact refused for a missing dimension row, the row
   itself) loads (include.quarantine).
 * ``etl_load_log``: one row per table per run that loaded something; the freshness check reads it.
+* ``etl_stage_figures`` and ``etl_check_result``: what each run's stages did and what its
+  checks found, per table, kept 90 days (include.figures).
 * ``etl_outside_write``: every statement that changed a warehouse table without being a
   pipeline load (a hand fix, a stray script), recorded by triggers (include.ddl) until a person
   accepts it; ``check.reconcile`` fails while one is not accepted (include.checks).
@@ -29,6 +31,8 @@ DIMENSION_VERSION = "etl_dimension_version"
 QUARANTINE = "etl_quarantine"
 LOAD_LOG = "etl_load_log"
 OUTSIDE_WRITE = "etl_outside_write"
+STAGE_FIGURES = "etl_stage_figures"
+CHECK_RESULT = "etl_check_result"
 
 # A pipeline load names itself in this transaction-local setting; the triggers that record
 # writes outside the pipeline skip a statement made under it (include.ddl, include.load).
@@ -76,8 +80,42 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("accepted_by", "varchar"),
         ("accepted_at", "timestamptz"),
     ),
+    STAGE_FIGURES: (
+        ("run_id", "varchar NOT NULL"),
+        ("stage", "varchar NOT NULL"),
+        ("table_name", "varchar NOT NULL"),
+        ("interval_start", "timestamptz NOT NULL"),
+        ("interval_end", "timestamptz NOT NULL"),
+        ("rows_read", "bigint NOT NULL DEFAULT 0"),
+        ("rows_written", "bigint NOT NULL DEFAULT 0"),
+        ("rows_rejected", "bigint NOT NULL DEFAULT 0"),
+        ("rows_quarantined", "bigint NOT NULL DEFAULT 0"),
+        ("bytes", "bigint NOT NULL DEFAULT 0"),
+        ("seconds", "double precision NOT NULL"),
+        # where an ingest's read began (NULL: a snapshot); a read is not cut at the interval end
+        ("window_start", "timestamp(3)"),
+        ("newest_change", "timestamp(3)"),  # the newest source last_updated the stage handled
+        ("recorded_at", "timestamptz NOT NULL DEFAULT now()"),
+    ),
+    CHECK_RESULT: (
+        ("run_id", "varchar NOT NULL"),
+        ("check_name", "varchar NOT NULL"),
+        ("table_name", "varchar NOT NULL"),
+        ("interval_end", "timestamptz NOT NULL"),
+        ("passed", "boolean NOT NULL"),
+        ("ids_expected", "bigint"),  # reconcile: the source's changes in the recent span
+        ("ids_present", "bigint"),  # reconcile: of those, in the warehouse at their version
+        ("ids_quarantined", "bigint"),  # reconcile: ids excepted because they wait in the quarantine
+        ("lag_seconds", "double precision"),  # freshness: newest source change minus newest handled
+        ("problems", "text"),
+        ("recorded_at", "timestamptz NOT NULL DEFAULT now()"),
+    ),
 }
-CONSTRAINTS: dict[str, str] = {DIMENSION_VERSION: "PRIMARY KEY (dimension, id)"}
+CONSTRAINTS: dict[str, str] = {
+    DIMENSION_VERSION: "PRIMARY KEY (dimension, id)",
+    STAGE_FIGURES: "PRIMARY KEY (run_id, stage, table_name)",
+    CHECK_RESULT: "PRIMARY KEY (run_id, check_name, table_name)",
+}
 
 
 def table(schema: str, name: str) -> sql.Identifier:
@@ -95,6 +133,14 @@ def create_table_ddl(schema: str, name: str) -> sql.Composable:
 
 
 def create_index_ddl(schema: str, name: str) -> list[sql.Composable]:
+    if name in (STAGE_FIGURES, CHECK_RESULT):
+        # the health page reads the last runs, retention deletes by age
+        return [
+            sql.SQL("CREATE INDEX {} ON {} ({})").format(
+                sql.Identifier(f"{name}_{col}_idx"), table(schema, name), sql.Identifier(col)
+            )
+            for col in ("interval_end", "recorded_at")
+        ]
     if name != QUARANTINE:
         return []
     # loads look up the rows still waiting for a table at every run

@@ -26,7 +26,7 @@ lookback) is not yet expected. Nothing here reads the clock: the run's interval 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING
 from psycopg import sql
 
 from include import bookkeeping, quarantine
-from include.config import LOOKBACK
+from include.config import FRESHNESS_LIMIT, LOOKBACK
 from include.ddl import TRIGGER_EVENTS, trigger_modes, trigger_name
 from include.lake import to_naive_utc
 from include.registry import SOURCE, WAREHOUSE_TABLES, WarehouseTable
-from include.results import CheckResult, Run
+from include.results import CheckResult, OutcomeResult, Run
 
 if TYPE_CHECKING:
     import psycopg
@@ -55,8 +55,15 @@ SHOWN_IDS = 10  # ids named per kind of difference
 
 @dataclass
 class CheckReport:
-    figures: dict[str, dict[str, object]] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
+    figures: dict[str, dict[str, object]] = field(default_factory=dict)  # table -> what was counted
+    failed: dict[str, list[str]] = field(default_factory=dict)  # table -> its problems
+
+    def add(self, table: str, problem: str) -> None:
+        self.failed.setdefault(table, []).append(problem)
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"{table}: {p}" for table, problems in self.failed.items() for p in problems]
 
 
 def _one(conn: psycopg.Connection, query: sql.Composable, params=None):
@@ -115,12 +122,13 @@ def _check_outside_writes(wh: psycopg.Connection, schema: str, report: CheckRepo
     for table, operation, statements, changed, who, first, last, samples in rows:
         ids = {i for sample in samples if sample for i in sample}
         what = f"{changed} row(s) {done[operation]}" if operation in done else "emptied by TRUNCATE"
-        report.problems.append(
-            f"{table}: {what} outside the pipeline ({statements} statement(s) by {who}, {first.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+        report.add(
+            table,
+            f"{what} outside the pipeline ({statements} statement(s) by {who}, {first.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
             + (f" to {last.astimezone(UTC):%Y-%m-%d %H:%M:%S}" if last != first else "")
             + " UTC"
             + (f"; ids {_shown(ids)}" if ids else "")
-            + "): repair the table, then accept the writes (runbook)"
+            + "): repair the table, then accept the writes (runbook)",
         )
 
 
@@ -158,10 +166,9 @@ def _check_recent_changes(
             d=sql.Literal(table.name),
         )
     absent = [r[0] for r in wh.execute(present, ([i for i, _ in recent], [lu for _, lu in recent]))]
+    figures["recent_absent"] = len(absent)
     if absent:
-        report.problems.append(
-            f"{table.name}: {len(absent)} of {len(recent)} recent change(s) not in the warehouse (ids {_shown(absent)})"
-        )
+        report.add(table.name, f"{len(absent)} of {len(recent)} recent change(s) not in the warehouse (ids {_shown(absent)})")
 
 
 # ------------------------------------------------------------------------------------------
@@ -277,7 +284,7 @@ def _compare_whole_table(
     }
     for kind, ids in kinds.items():
         if ids:
-            report.problems.append(f"{table.name}: {len(ids)} {says[kind]} (ids {_shown(ids)})")
+            report.add(table.name, f"{len(ids)} {says[kind]} (ids {_shown(ids)})")
 
 
 def _check_constraints_in_force(wh: psycopg.Connection, schema: str, report: CheckReport) -> None:
@@ -294,16 +301,14 @@ def _check_constraints_in_force(wh: psycopg.Connection, schema: str, report: Che
         mine = [(kind, valid) for rel, kind, valid in rows if rel.split(".")[-1].strip('"') == table.name]
         fks = [valid for kind, valid in mine if kind == "f"]
         if len(fks) != sum(1 for c in table.columns if c.references) or not all(fks):
-            report.problems.append(f"{table.name}: not every foreign key to its dimensions is in force")
+            report.add(table.name, "not every foreign key to its dimensions is in force")
         if not any(kind == "u" and valid for kind, valid in mine):
-            report.problems.append(f"{table.name}: the unique version constraint is missing")
+            report.add(table.name, "the unique version constraint is missing")
     enabled = {key for key, mode in trigger_modes(wh, schema).items() if mode in ("O", "A")}
     for table in WAREHOUSE_TABLES:
         off = [trigger_name(e) for e in TRIGGER_EVENTS if (table.name, trigger_name(e)) not in enabled]
         if off:
-            report.problems.append(
-                f"{table.name}: the triggers recording writes outside the pipeline are not in force ({', '.join(off)})"
-            )
+            report.add(table.name, f"the triggers recording writes outside the pipeline are not in force ({', '.join(off)})")
 
 
 def _check_join_partners(
@@ -331,10 +336,7 @@ def _check_join_partners(
         ([i for i, _ in pairs], [lu for _, lu in pairs]),
     )
     if found < len(pairs):
-        report.problems.append(f"{table.name}: {len(pairs) - found} row(s) not rebuilt after a change to their {right.name} row")
-
-
-FRESHNESS_LIMIT = timedelta(minutes=30)
+        report.add(table.name, f"{len(pairs) - found} row(s) not rebuilt after a change to their {right.name} row")
 
 
 def freshness(src: psycopg.Connection, wh: psycopg.Connection, schema: str, as_of: datetime) -> CheckReport:
@@ -353,15 +355,14 @@ def freshness(src: psycopg.Connection, wh: psycopg.Connection, schema: str, as_o
             src, sql.SQL("SELECT max(last_updated) FROM {} WHERE last_updated < %s").format(sql.Identifier(source.name)), (as_of,)
         )
         reflected = loaded.get(source.name)
-        report.figures[source.name] = {"source_newest": str(newest), "warehouse_newest": str(reflected)}
+        lag = (newest - reflected).total_seconds() if newest and reflected else None
+        report.figures[source.name] = {"source_newest": newest, "warehouse_newest": reflected, "lag_seconds": lag}
         if newest is None:
             continue
         if reflected is None:
-            report.problems.append(f"{source.name}: nothing of it has reached the warehouse (newest change {newest})")
+            report.add(source.name, f"nothing of it has reached the warehouse (newest change {newest})")
         elif newest - reflected > FRESHNESS_LIMIT:
-            report.problems.append(
-                f"{source.name}: the warehouse is {newest - reflected} behind (source {newest}, warehouse {reflected})"
-            )
+            report.add(source.name, f"the warehouse is {newest - reflected} behind (source {newest}, warehouse {reflected})")
     return report
 
 
@@ -383,9 +384,18 @@ def compares_whole_tables(run: Run) -> bool:
     return on_the_hour or run.full_refresh or run.reconcile_whole_tables or not run.has_logical_date
 
 
-def run_check(check: str, src: psycopg.Connection, wh: psycopg.Connection, schema: str, run: Run) -> CheckResult:
+def run_check(
+    check: str,
+    src: psycopg.Connection,
+    wh: psycopg.Connection,
+    schema: str,
+    run: Run,
+    *,
+    record: Callable[[CheckReport], None] | None = None,
+) -> CheckResult:
     """The check stage: ``reconcile`` or ``freshness`` for the run's interval (``src``: totesys,
-    ``wh``: the warehouse, both read-only). Logs every table's figures; raises CheckFailed naming
+    ``wh``: the warehouse, both read-only). Logs every table's figures and hands the report to
+    ``record`` (include.figures keeps it), a failing one too; then raises CheckFailed naming
     every problem."""
     if check == "reconcile":
         report = reconcile_run(src, wh, schema, run)
@@ -395,6 +405,24 @@ def run_check(check: str, src: psycopg.Connection, wh: psycopg.Connection, schem
         raise ValueError(f"unknown check {check!r}")
     for table, figures in report.figures.items():
         log.info("%s %s: %s", check, table, figures)
+    if record is not None:
+        record(report)
     if report.problems:
         raise CheckFailed(f"{check} failed: " + " | ".join(report.problems))
     return CheckResult(check=check, tables=len(report.figures))
+
+
+def run_outcome(states: Mapping[str, str | None], *, own_task_id: str) -> OutcomeResult:
+    """The run's verdict from the states of its tasks (task id -> state, the task's own
+    included): raises CheckFailed naming every task that failed and every one held back by a
+    failure. Airflow takes a run's state from its last tasks, and the checks that run after a
+    failure (freshness, the quarantine report) may pass: without this verdict a run whose
+    ingest failed ended "success"."""
+    failed = sorted(t for t, s in states.items() if s == "failed" and t != own_task_id)
+    held_back = sorted(t for t, s in states.items() if s == "upstream_failed")
+    if failed or held_back:
+        raise CheckFailed(
+            f"{len(failed)} task(s) failed: {', '.join(failed) or 'none'}"
+            + (f"; held back by them: {', '.join(held_back)}" if held_back else "")
+        )
+    return OutcomeResult(tasks=len(states) - (own_task_id in states))

@@ -12,6 +12,9 @@ SOURCE_CONN_ID = "totesys_db"
 WAREHOUSE_CONN_ID = "warehouse_db"
 AWS_CONN_ID = "aws_default"  # an "endpoint_url" in its extra points S3 at MinIO or moto
 SMTP_CONN_ID = "smtp_default"
+# The health page in the UI (include/health.py): a warehouse role that may only read the run
+# figures and the quarantine (include.health.grant_reader).
+HEALTH_CONN_ID = "warehouse_health"
 # The exchange-rates API of totes_fx (conn_type http; its host is the base URL). The documented
 # value is https://api.frankfurter.app (ECB reference rates, GET /<YYYY-MM-DD>?base=GBP&symbols=...);
 # there is no fallback: where the pipeline may reach is decided by whoever sets the connection.
@@ -38,6 +41,8 @@ SCHEDULE_PERIOD = timedelta(minutes=15)  # the interval SCHEDULE_CRON gives each
 # incremental extract reaches this far back before the previous successful run's end. The
 # warehouse load deduplicates what is read twice.
 LOOKBACK = timedelta(minutes=30)
+# The promise: a change in totesys is in the warehouse within this (check.freshness, the health page).
+FRESHNESS_LIMIT = timedelta(minutes=30)
 # Rows per Arrow batch and per parquet row group: what bounds the memory of every task.
 BATCH_ROWS = 100_000
 

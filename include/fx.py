@@ -311,7 +311,7 @@ def ingest_fx_rates(
     key = f"{prefix}{RESPONSE_FILE}"
     lake.put_bytes(body, key)  # as received
     window = {"day": day.isoformat(), "rate_date": rates.rate_date.isoformat()}
-    parts = [Part(key=key, rows=len(rates.rates))]
+    parts = [Part(key=key, rows=len(rates.rates), bytes=len(body))]
     details = {"window": window, "mode": "http", "inputs": [url]}
     manifest_key = publish(lake, prefix, parts, RESPONSE_SCHEMA, table=FX_LAKE_TABLE, run_id=run_id, **details)
     lake.discard(refused_prefix)  # an earlier attempt's server error, now answered properly

@@ -260,7 +260,10 @@ def ingest_table(
     details = {"window": window.as_dict(), "mode": window.mode, "max_last_updated": newest_change}
     key = publish(lake, prefix, parts, schema, table=table.name, run_id=run.run_id, **details)
     log.info("%s: %d rows in %d part(s)%s", table.name, newest.rows, len(parts), "" if key else ": nothing written")
-    return IngestResult(table=table.name, rows=newest.rows, mode=window.mode, window=window.as_dict(), manifest_key=key)
+    return IngestResult(
+        table=table.name, rows=newest.rows, mode=window.mode, window=window.as_dict(), manifest_key=key,
+        bytes=sum(p.bytes for p in parts), newest_change=newest_change,
+    )  # fmt: skip
 
 
 def _quarantine_drift(

@@ -69,6 +69,7 @@ def to_naive_utc(value: datetime) -> datetime:
 class Part:
     key: str
     rows: int
+    bytes: int = 0  # 0 in a manifest written before parts recorded their size
 
 
 @dataclass
@@ -238,8 +239,9 @@ def write_parquet_parts(
             return
         writer.close()
         key = part_key(prefix, len(parts))
+        size = os.path.getsize(path)  # before the upload removes it
         uploads.append(uploader.submit(upload, path, key))
-        parts.append(Part(key=key, rows=rows_in_part))
+        parts.append(Part(key=key, rows=rows_in_part, bytes=size))
         writer, rows_in_part = None, 0
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="part-upload") as uploader:

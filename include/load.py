@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -36,7 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from include import bookkeeping, quarantine
+from include import bookkeeping, figures, quarantine
 from include.ddl import foreign_keys, version_constraint_name
 from include.derive import VERSION_COLUMN
 from include.lake import Lake, quarantine_prefix, read_parquet_batches
@@ -212,12 +213,14 @@ def load_batches(
     manifest_key: str,
     source_max: dict[str, str] | None = None,
     on_rejects: Callable[[list[tuple[dict, str]]], str] | None = None,
+    before_commit: Callable[[LoadResult], None] | None = None,
 ) -> LoadResult:
     """Stage and merge ``batches`` into ``schema.table`` in one transaction.
 
     ``on_rejects`` receives the rows a fact table refuses (row, reason) and returns where it
     stored them (the quarantine object key); it runs before the commit, so a failure to store
-    them rolls the whole load back.
+    them rolls the whole load back. ``before_commit`` receives the result inside the
+    transaction (the load's figures are written with it).
     """
     stage = sql.Identifier(STAGE)
     stage_columns = list(table.load_columns) + ([VERSION_COLUMN] if table.versioned else [])
@@ -270,17 +273,29 @@ def load_batches(
             written=written,
             rejected=rejected,
         )
-    return LoadResult(table.name, staged, written, rejected, replayed)
+        result = LoadResult(table.name, staged, written, rejected, replayed)
+        if before_commit is not None:
+            before_commit(result)
+    return result
 
 
 def load_table(
     conn: psycopg.Connection, lake: Lake, schema: str, table: WarehouseTable, transformed: TransformResult, run: Run
 ) -> LoadResult:
     """Load what ``transformed`` committed to the processed bucket (``lake``) into the warehouse
-    (``conn``), and record the rows its transform quarantined in ``etl_quarantine``."""
+    (``conn``), and record the rows its transform quarantined in ``etl_quarantine``. The load's
+    figures (include.figures) are written in its transaction."""
+    started = time.monotonic()  # the load's duration, for its figures
     key, rejects_key = transformed.manifest_key, transformed.quarantine_key
+    newest = max(transformed.source_max.values(), default=None)
+
+    def keep_figures(result: LoadResult, refused: int = 0) -> None:
+        kept = figures.of_load(result, time.monotonic() - started, refused=refused, newest_change=newest)
+        figures.record_stage(conn, schema, run, kept)
+
     if not key and not rejects_key:
         log.info("Nothing to load into %s", table.name)
+        keep_figures(LoadResult(table.name))
         return LoadResult(table.name)
     refused_prefix = quarantine_prefix(table.name, run.interval_end, run.run_id)
 
@@ -304,8 +319,10 @@ def load_table(
                 bookkeeping.log_load(
                     conn, schema, table.name, run_id=run.run_id, manifest_key=rejects_key, source_max=transformed.source_max
                 )
+                keep_figures(LoadResult(table.name, rejected=recorded))
             return LoadResult(table.name, rejected=recorded)
         manifest = lake.read_manifest(key)
+        read = sum(p.bytes for p in manifest.parts)
         batches = (b for path in lake.iter_parts(manifest, tmp) for b in read_parquet_batches(path))
         loaded = load_batches(
             conn,
@@ -316,9 +333,12 @@ def load_table(
             manifest_key=key,
             source_max=manifest.source_max,
             on_rejects=store_refused,
+            before_commit=lambda loaded: keep_figures(
+                replace(loaded, rejected=loaded.rejected + recorded, bytes=read), refused=loaded.rejected
+            ),
         )
     log.info(
         "%s: staged %d rows (+%d waiting in quarantine), wrote %d, refused %d",
         table.name, loaded.staged, loaded.replayed, loaded.written, loaded.rejected,
     )  # fmt: skip
-    return replace(loaded, rejected=loaded.rejected + recorded)
+    return replace(loaded, rejected=loaded.rejected + recorded, bytes=read)

@@ -57,12 +57,16 @@ class IngestResult(XComResult):
     mode: str = "incremental"  # or "snapshot"
     window: dict[str, str | None] = field(default_factory=dict)
     manifest_key: str | None = None  # None: the window held no rows, nothing was written
+    bytes: int = 0  # of the parquet parts written
+    newest_change: str | None = None  # the newest last_updated read
 
 
 @dataclass(frozen=True)
 class TransformResult(XComResult):
     table: str
     rows: int = 0
+    rows_read: int = 0  # from the ingests' manifests
+    bytes: int = 0  # of the parquet parts written
     manifest_key: str | None = None
     rejected: int = 0  # source rows quarantined by the transform
     quarantine_key: str | None = None
@@ -77,12 +81,18 @@ class LoadResult(XComResult):
     written: int = 0
     rejected: int = 0  # rows quarantined by this load (and by its transform)
     replayed: int = 0  # quarantined rows of earlier runs that were staged again
+    bytes: int = 0  # of the processed parquet read
 
 
 @dataclass(frozen=True)
 class CheckResult(XComResult):
     check: str
     tables: int = 0
+
+
+@dataclass(frozen=True)
+class OutcomeResult(XComResult):
+    tasks: int = 0  # the run's other tasks, none of which failed
 
 
 @dataclass(frozen=True)

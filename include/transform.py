@@ -55,7 +55,7 @@ def transform_table(
     keys = {src: r.manifest_key for src, r in ingested.items() if r is not None and r.manifest_key}
     inputs = {src: ingestion.read_manifest(key) for src, key in keys.items()}
     source_max = {src: m.max_last_updated for src, m in inputs.items() if m.max_last_updated}
-    result = TransformResult(table=table.name, source_max=source_max)
+    result = TransformResult(table=table.name, source_max=source_max, rows_read=sum(m.rows for m in inputs.values()))
     if not inputs:
         processed.discard(prefix)
         processed.discard(rejects_prefix)
@@ -87,7 +87,7 @@ def transform_table(
     key = publish(processed, prefix, parts, schema, table=table.name, run_id=run.run_id, source_max=source_max, **details)
     rows = sum(p.rows for p in parts)
     log.info("Wrote %d rows of %s", rows, table.name)
-    return replace(result, rows=rows, manifest_key=key)
+    return replace(result, rows=rows, manifest_key=key, bytes=sum(p.bytes for p in parts))
 
 
 def _quarantine(lake: Lake, prefix: str, rejects: Spool, table: str, run_id: str) -> str:

@@ -23,10 +23,14 @@ class Pipeline:
     s3_endpoint: str
     runs: list = field(default_factory=list)
 
-    def run(self, interval_end: str, *, expect: str | None = "success", **conf):
+    def run(self, interval_end: str, *, expect: str | None = "success", rerun_of=None, **conf):
         """One run of the data interval that ends at ``interval_end`` (as `airflow dags test`);
-        ``expect=None`` leaves its state to the caller, who checks the task states instead."""
-        dr = self.dag.test(logical_date=datetime.fromisoformat(interval_end + "+00:00"), run_conf=conf or None)
+        ``expect=None`` leaves its state to the caller, who checks the task states instead.
+        ``rerun_of`` an earlier run of that interval: the same run again, under its run id (its
+        tasks cleared and run anew, as a clear in the UI does)."""
+        logical_date = datetime.fromisoformat(interval_end + "+00:00")
+        run_after = rerun_of.run_after if rerun_of is not None else None  # the run id is made of it
+        dr = self.dag.test(logical_date=logical_date, run_after=run_after, run_conf=conf or None)
         self.runs.append(dr)
         assert expect is None or dr.state == expect, f"run {interval_end} ended {dr.state}, expected {expect}"
         return dr

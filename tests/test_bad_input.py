@@ -36,6 +36,7 @@ def test_schema_drift_quarantines_that_table_fails_loudly_and_the_rest_flows(pip
     dr = p.run("2024-11-15T15:15:00", expect="failed")
     states = p.task_states(dr)
     assert states["ingest.staff"] == "failed"
+    assert states["check.outcome"] == "failed"
     assert states["transform.dim_staff"] == "upstream_failed"
     assert states["load.dim_staff"] == "skipped"
     # the other tables kept flowing: new orders reached the facts
@@ -98,9 +99,9 @@ def test_drift_in_each_source_table_holds_back_only_the_tables_that_wait_for_it(
             conn.execute(f"ALTER TABLE {source.name} ADD COLUMN drift_probe text")
             simulate(conn, at=end - timedelta(minutes=10), seed=40 + i, plan=ChangePlan())
         before = p.snapshot()
-        # (the run's own state is Airflow's, from its last tasks: the checks, which run after a failure)
-        dr = p.run(end.isoformat(), expect=None)
+        dr = p.run(end.isoformat(), expect="failed")  # check.outcome: a task failed
         states, after = p.task_states(dr), p.snapshot()
+        assert states["check.outcome"] == "failed", source.name
         expected = p.expected(facts_before=with_replayed_versions(p, before, after))
         assert states[f"ingest.{source.name}"] == "failed", source.name
         if CALENDAR.name not in held_back[source.name]:

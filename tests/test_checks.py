@@ -17,7 +17,7 @@ import pytest
 from devtools.totesys.generator import GeneratorSettings, generate
 from devtools.totesys.simulator import simulate
 from include import bookkeeping
-from include.checks import CheckFailed, compares_whole_tables, reconcile_run, run_check
+from include.checks import CheckFailed, compares_whole_tables, reconcile_run, run_check, run_outcome
 from include.ddl import ensure_warehouse_schema
 from include.ingest import ingest_table
 from include.lake import Lake
@@ -255,3 +255,14 @@ def test_whole_tables_are_compared_on_the_hour_on_request_and_by_hand_but_not_in
     # In a task the interval is pendulum's, in UTC
     assert compares_whole_tables(Run("r", pendulum.datetime(2024, 11, 15, 15, 45), pendulum.datetime(2024, 11, 15, 16)))
     assert not compares_whole_tables(Run("r", pendulum.datetime(2024, 11, 15, 16), pendulum.datetime(2024, 11, 15, 16, 15)))
+
+
+def test_the_runs_outcome_fails_when_any_task_failed_naming_them_and_those_they_held_back():
+    ok = {"ingest.staff": "success", "load.dim_staff": "skipped", "check.freshness": "success", "check.outcome": "running"}
+    assert run_outcome(ok, own_task_id="check.outcome").tasks == 3
+    drifted = {**ok, "ingest.staff": "failed", "transform.dim_staff": "upstream_failed"}
+    with pytest.raises(CheckFailed) as failed:
+        run_outcome(drifted, own_task_id="check.outcome")
+    assert str(failed.value) == "1 task(s) failed: ingest.staff; held back by them: transform.dim_staff"
+    # its own state (failed in an earlier try) is never a reason
+    assert run_outcome({**ok, "check.outcome": "failed"}, own_task_id="check.outcome").tasks == 3

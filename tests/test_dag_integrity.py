@@ -61,8 +61,8 @@ def test_totes_etl_is_wired_exactly(dagbag):
     assert {f"ingest.{t.name}" for t in SOURCE_TABLES} <= ids
     assert {f"transform.{t.name}" for t in WAREHOUSE_TABLES} <= ids
     assert {f"load.{t.name}" for t in WAREHOUSE_TABLES} <= ids
-    assert {"check.reconcile", "check.freshness", "check.quarantine"} <= ids
-    assert len(ids) == 1 + len(SOURCE_TABLES) + 2 * len(WAREHOUSE_TABLES) + 3
+    assert {"check.reconcile", "check.freshness", "check.quarantine", "check.outcome"} <= ids
+    assert len(ids) == 1 + len(SOURCE_TABLES) + 2 * len(WAREHOUSE_TABLES) + 4
 
     def upstream(task_id: str) -> set[str]:
         return set(dag.get_task(task_id).upstream_task_ids)
@@ -90,3 +90,32 @@ def test_totes_etl_is_wired_exactly(dagbag):
     assert {dag.get_task(f"load.{w.name}").trigger_rule for w in WAREHOUSE_TABLES if not w.is_fact} == {"all_done"}
     assert {dag.get_task(f"load.{w.name}").trigger_rule for w in WAREHOUSE_TABLES if w.is_fact} == {"none_failed"}
     assert dag.get_task("check.reconcile").trigger_rule == "all_success"
+    # the run's verdict comes last, after every task whatever its state
+    assert upstream("check.outcome") == ids - {"check.outcome"}
+    assert dag.get_task("check.outcome").trigger_rule == "all_done"
+    assert not dag.get_task("check.outcome").downstream_task_ids
+
+
+def test_totes_etl_starts_before_the_first_change_in_totesys(dagbag):
+    """Airflow makes no task instances for a logical date before start_date (such a run or
+    backfill "succeeds" having done nothing): the DAG starts before totesys's history does, so a
+    backfill of any real interval does real work; catchup stays off."""
+    from datetime import UTC
+
+    from devtools.totesys.generator import REFERENCE_EPOCH
+
+    dag = dagbag.get_dag("totes_etl")
+    assert not dag.catchup
+    assert dag.start_date <= REFERENCE_EPOCH.replace(tzinfo=UTC)
+
+
+def test_totes_etl_starts_before_the_real_extracts_first_row(dagbag, real_extract_dir):
+    from datetime import UTC
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(f, columns=["created_at"]) for f in real_extract_dir.glob("*.parquet")]
+    assert len(tables) == 11
+    first = min(pc.min(t["created_at"]).as_py() for t in tables)
+    assert dagbag.get_dag("totes_etl").start_date <= first.replace(tzinfo=UTC), first

@@ -234,7 +234,7 @@ def test_rates_of_every_warehouse_currency_land_exactly_and_a_rerun_changes_noth
     assert rig.read(f"{prefix}response.json") == recorded("2024-11-15")
     manifest = json.loads(rig.read(f"{prefix}manifest.json"))
     assert manifest["window"] == {"day": "2024-11-15", "rate_date": "2024-11-15"}
-    assert manifest["parts"] == [{"key": f"{prefix}response.json", "rows": 2}]
+    assert manifest["parts"] == [{"key": f"{prefix}response.json", "rows": 2, "bytes": len(recorded("2024-11-15"))}]
     assert manifest["inputs"] == [src]
     assert rig.sql("SELECT table_name, run_id, rows_staged, rows_written FROM etl_load_log") == [("fx_rate", dr.run_id, 3, 3)]
 

@@ -14,6 +14,7 @@ import pytest
 from devtools.totesys.generator import GeneratorSettings, generate
 from devtools.totesys.real_extract import load_extract
 from devtools.totesys.simulator import ChangePlan, simulate
+from include.registry import FACTS, SOURCE_TABLES, WAREHOUSE_TABLES
 from tests.expected import assert_warehouse_equals
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -36,16 +37,35 @@ def test_generated_totesys_full_load_then_changes_reruns_backfills_and_quiet_run
         generate(conn, GeneratorSettings(seed=11, scale=0.25))
 
     # 1. The first run takes a snapshot: every table equals the spec's view of the source.
-    p.run("2024-11-15T15:00:00")
+    first_run = p.run("2024-11-15T15:00:00")
     first = p.snapshot()
     assert_warehouse_equals(first, p.expected())
+    # what the run did, kept in the warehouse (include.figures): into an empty warehouse each
+    # load wrote every row the table holds; each ingest read its whole table (a snapshot)
+    loaded = stage_figures(p, first_run.run_id, "load", "rows_written")
+    assert loaded == {t: sum(rows.values()) for t, rows in first.items()}
+    with psycopg.connect(p.totesys_url) as src:
+        counts = {s.name: src.execute(f"SELECT count(*) FROM {s.name}").fetchone()[0] for s in SOURCE_TABLES}
+    assert stage_figures(p, first_run.run_id, "ingest", "rows_read") == counts
+    assert stage_figures(p, first_run.run_id, "transform", "rows_written") == loaded
+    assert all(v > 0 for v in stage_figures(p, first_run.run_id, "ingest", "bytes").values())
+    checks = check_results(p, first_run.run_id)
+    assert {t for (c, t) in checks if c == "reconcile"} == {w.name for w in WAREHOUSE_TABLES if w.kind != "calendar"}
+    assert {t for (c, t) in checks if c == "freshness"} == set(counts)
+    assert all(passed for passed, _, _ in checks.values()), checks
+    assert {lag for (c, _), (_, lag, _) in checks.items() if c == "freshness"} == {0.0}
+    assert all(expected == present for (c, _), (_, _, (expected, present)) in checks.items() if c == "reconcile")
 
     # 2. The application changes things inside the next interval; the next run picks them up.
     with psycopg.connect(p.totesys_url) as conn:
         changes = simulate(conn, at=datetime(2024, 11, 15, 15, 5), seed=3, plan=ChangePlan())
-    p.run("2024-11-15T15:15:00")
+    second_run = p.run("2024-11-15T15:15:00")
     second = p.snapshot()
     assert_warehouse_equals(second, p.expected(facts_before=first))
+    # a fact's loads, summed over the runs, wrote each of its rows once
+    written = [stage_figures(p, r.run_id, "load", "rows_written") for r in (first_run, second_run)]
+    for fact in FACTS:
+        assert sum(w[fact.name] for w in written) == sum(second[fact.name].values()), fact.name
     # new facts: exactly one per new version (inserted or updated order/payment rows)
     for fact, source in (
         ("fact_sales_order", "sales_order"),
@@ -69,7 +89,14 @@ def test_generated_totesys_full_load_then_changes_reruns_backfills_and_quiet_run
 
     # 3. Clear + rerun of the same interval, and a backfill over earlier intervals: no change.
     objects_before = p.objects()
-    p.run("2024-11-15T15:15:00")
+    kept = count_figures(p, second_run.run_id)
+    rerun = p.run("2024-11-15T15:15:00", rerun_of=second_run)
+    assert rerun.run_id == second_run.run_id
+    # the rerun replaced the run's figures with its own (its loads wrote nothing), never added rows
+    assert count_figures(p, rerun.run_id) == kept == (len(SOURCE_TABLES) + 2 * len(WAREHOUSE_TABLES), 10 + len(SOURCE_TABLES))
+    assert {f.name: 0 for f in FACTS} == {
+        t: n for t, n in stage_figures(p, rerun.run_id, "load", "rows_written").items() if t in {f.name for f in FACTS}
+    }
     for end in ("2024-11-15T14:30:00", "2024-11-15T14:45:00", "2024-11-15T15:00:00"):
         p.run(end)
     assert p.snapshot() == second
@@ -103,3 +130,32 @@ def test_a_new_date_reaches_dim_date_before_the_fact_that_uses_it(pipeline):
     assert_warehouse_equals(second, p.expected(facts_before=first))
     assert any(r[0].isoformat() == "2031-02-28" and r[5] == "Friday" for r in second["dim_date"])
     assert sum(second["fact_sales_order"].values()) == sum(first["fact_sales_order"].values()) + 1
+
+
+def stage_figures(p, run_id: str, stage: str, column: str) -> dict[str, int]:
+    """table -> one column of etl_stage_figures for one run and stage."""
+    with psycopg.connect(p.warehouse_url) as wh:
+        rows = wh.execute(
+            f"SELECT table_name, {column} FROM {p.schema}.etl_stage_figures WHERE run_id = %s AND stage = %s", (run_id, stage)
+        ).fetchall()
+    return dict(rows)
+
+
+def check_results(p, run_id: str) -> dict[tuple[str, str], tuple]:
+    """(check, table) -> (passed, lag_seconds, (ids_expected, ids_present)) of one run."""
+    with psycopg.connect(p.warehouse_url) as wh:
+        rows = wh.execute(
+            f"SELECT check_name, table_name, passed, lag_seconds, ids_expected, ids_present FROM {p.schema}.etl_check_result "
+            "WHERE run_id = %s",
+            (run_id,),
+        ).fetchall()
+    return {(c, t): (passed, lag, (e, pr)) for c, t, passed, lag, e, pr in rows}
+
+
+def count_figures(p, run_id: str) -> tuple[int, int]:
+    """(etl_stage_figures rows, etl_check_result rows) of one run."""
+    with psycopg.connect(p.warehouse_url) as wh:
+        return tuple(
+            wh.execute(f"SELECT count(*) FROM {p.schema}.{name} WHERE run_id = %s", (run_id,)).fetchone()[0]
+            for name in ("etl_stage_figures", "etl_check_result")
+        )

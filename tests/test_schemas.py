@@ -181,13 +181,15 @@ def test_totesys_foreign_key_actions_behave(totesys):
 def test_warehouse_matches_spec(warehouse_conn, schema):
     created = ensure_warehouse_schema(warehouse_conn, schema)
     assert set(spec.WAREHOUSE) <= set(created)
-    # the 11 star-schema tables, plus the pipeline's four bookkeeping tables (README) and the
+    # the 11 star-schema tables, plus the pipeline's six bookkeeping tables (README) and the
     # foreign-exchange extension's rates table (docs/fx_rates.md)
     assert base_tables(warehouse_conn, schema) == set(spec.WAREHOUSE) | {
+        "etl_check_result",
         "etl_dimension_version",
         "etl_load_log",
         "etl_outside_write",
         "etl_quarantine",
+        "etl_stage_figures",
         "fx_rate",
     }
     # each star-schema table records the writes made outside the pipeline (README)

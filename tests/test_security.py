@@ -131,6 +131,9 @@ def grant_loader(admin_url: str, role: str, schema: str) -> None:
         c.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(db, r))
         c.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, r))
         c.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA {} TO {}").format(s, r))
+        # a rerun replaces its run's figures, and the retention deletes old ones (include.figures)
+        for name in ("etl_stage_figures", "etl_check_result"):
+            c.execute(sql.SQL("GRANT DELETE ON {} TO {}").format(sql.Identifier(schema, name), r))
         c.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO {}").format(s, r))
 
 
@@ -159,6 +162,8 @@ def test_least_privilege_roles_and_no_credential_anywhere(
         c.execute("UPDATE staff SET first_name = 'x'")
     with psycopg.connect(as_role(admin_wh, loader, loader_pw)) as c, pytest.raises(psycopg.errors.InsufficientPrivilege):
         c.execute("CREATE TABLE project_team_3.intruder (x int)")
+    with psycopg.connect(as_role(admin_wh, loader, loader_pw)) as c, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        c.execute("DELETE FROM project_team_3.fact_payment")
     if not os.environ.get("TOTES_TEST_PG_URL"):  # SCRAM is enforced on the harness's own cluster
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             psycopg.connect(as_role(admin_src, reader, "wrong")).close()

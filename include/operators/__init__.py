@@ -7,7 +7,7 @@ result goes to XCom as a dict. Heavy imports (pyarrow, psycopg, boto3) stay insi
 so that parsing a DAG stays cheap.
 """
 
-from include.operators.checks import QuarantineReportOperator, WarehouseCheckOperator
+from include.operators.checks import QuarantineReportOperator, RunOutcomeOperator, WarehouseCheckOperator
 from include.operators.fx import FxRatesToS3Operator, FxRatesToWarehouseOperator
 from include.operators.ingest import TotesysToIngestionOperator
 from include.operators.load import ProcessedToWarehouseOperator, WarehouseSchemaOperator
@@ -20,6 +20,7 @@ __all__ = [
     "IngestionToProcessedOperator",
     "ProcessedToWarehouseOperator",
     "QuarantineReportOperator",
+    "RunOutcomeOperator",
     "TotesysToIngestionOperator",
     "WarehouseCheckOperator",
     "WarehouseReportOperator",

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import psycopg
     from airflow.sdk import Asset, Context
 
+    from include.figures import StageFigures
     from include.lake import Lake
     from include.results import Run
 
@@ -53,6 +54,16 @@ class TotesOperator(BaseOperator):
 
         hook = s3_hook(self.aws_conn_id)
         return [Lake(hook, bucket) for bucket in buckets]
+
+    def keep_figures(self, schema: str | None, run: Run, figures: StageFigures) -> None:
+        """Keep what the stage did in the warehouse's etl_stage_figures (include.figures); a
+        ``schema`` of None keeps nothing."""
+        if schema is None:
+            return
+        from include.figures import record_stage
+
+        with self.warehouse() as conn:
+            record_stage(conn, schema, run, figures)
 
     def warehouse_asset(self, conn: psycopg.Connection, schema: str, table: str) -> Asset:
         """The Asset of a warehouse table, named from the open connection to it (include.assets):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk import TriggerRule
+
 from include.operators._common import TotesOperator, run_of
 
 if TYPE_CHECKING:
@@ -12,8 +14,9 @@ if TYPE_CHECKING:
 
 
 class WarehouseCheckOperator(TotesOperator):
-    """Run one of include.checks against totesys and the warehouse; any problem fails the task
-    (no retry: a mismatch does not heal by waiting) and so sends the failure e-mail.
+    """Run one of include.checks against totesys and the warehouse and keep its result per table
+    (include.figures); any problem fails the task (no retry: a mismatch does not heal by
+    waiting) and so sends the failure e-mail.
 
     :param check: "reconcile" or "freshness"
     :param schema: the warehouse schema (templated)
@@ -30,12 +33,44 @@ class WarehouseCheckOperator(TotesOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from include.checks import CheckFailed, run_check
+        from include.figures import record_checks
 
-        with self.source() as src, self.warehouse(read_only=True) as wh:
+        run = run_of(context)
+        # read-only for the check itself; a second connection keeps its result (etl_check_result)
+        with self.source() as src, self.warehouse(read_only=True) as wh, self.warehouse() as keep:
             try:
-                return run_check(self.check, src, wh, self.schema, run_of(context)).to_xcom()
+                return run_check(
+                    self.check, src, wh, self.schema, run,
+                    record=lambda report: record_checks(keep, self.schema, run, self.check, report),
+                ).to_xcom()  # fmt: skip
             except CheckFailed as failed:
                 raise AirflowFailException(str(failed)) from None
+
+
+class RunOutcomeOperator(TotesOperator):
+    """The run's last task: fails when any other task of the run failed (include.checks.run_outcome),
+    so that the run's state says so. Downstream of every task, it runs once all are done; it
+    fails without retrying (the states it reads do not change) and mails the list.
+    """
+
+    ui_color = "#ead1dc"
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", TriggerRule.ALL_DONE)
+        super().__init__(**kwargs)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.checks import CheckFailed, run_outcome
+
+        ti = context["ti"]
+        # {run id: {task id: state}} through the Task SDK (tasks have no metadata database)
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+        try:
+            return run_outcome(states, own_task_id=self.task_id).to_xcom()
+        except CheckFailed as failed:
+            raise AirflowFailException(str(failed)) from None
 
 
 class QuarantineReportOperator(TotesOperator):

@@ -25,27 +25,43 @@ class TotesysToIngestionOperator(TotesOperator):
 
     :param table: a source table declared in include.registry
     :param bucket: the ingestion bucket (templated)
+    :param figures_schema: the warehouse schema that keeps the run's figures (templated; None: none kept)
     """
 
-    template_fields: Sequence[str] = ("bucket",)
+    template_fields: Sequence[str] = ("bucket", "figures_schema")
     ui_color = "#d9ead3"
 
-    def __init__(self, *, table: str, bucket: str, lookback: timedelta = LOOKBACK, batch_rows: int = BATCH_ROWS, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        table: str,
+        bucket: str,
+        figures_schema: str | None = None,
+        lookback: timedelta = LOOKBACK,
+        batch_rows: int = BATCH_ROWS,
+        **kwargs: Any,
+    ):
         super().__init__(outlets=[declared(INGESTION, table)], **kwargs)
-        self.table, self.bucket, self.lookback, self.batch_rows = table, bucket, lookback, batch_rows
+        self.table, self.bucket, self.figures_schema = table, bucket, figures_schema
+        self.lookback, self.batch_rows = lookback, batch_rows
 
     def execute(self, context: Context) -> dict[str, Any]:
+        import time
+
         from airflow.sdk.exceptions import AirflowFailException
 
+        from include.figures import of_ingest
         from include.ingest import SchemaDrift, ingest_table
         from include.registry import SOURCE
 
         options = {"lookback": self.lookback, "batch_rows": self.batch_rows}
+        run, started = run_of(context), time.monotonic()
         with self.source() as conn:
             try:
-                result = ingest_table(conn, self.lake(self.bucket), SOURCE[self.table], run_of(context), **options)
+                result = ingest_table(conn, self.lake(self.bucket), SOURCE[self.table], run, **options)
             except SchemaDrift as drift:
                 raise AirflowFailException(str(drift)) from drift
+        self.keep_figures(self.figures_schema, run, of_ingest(result, time.monotonic() - started))
         self.announce(
             context,
             lake_asset(self.bucket, self.table) if result.rows else None,

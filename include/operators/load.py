@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 
 class WarehouseSchemaOperator(TotesOperator):
-    """Make sure the warehouse schema exists: create what is missing, never drop or alter.
+    """Make sure the warehouse schema exists: create what is missing, never drop or alter; and
+    delete the run figures older than their retention (include.figures).
 
     :param schema: the warehouse schema (templated), e.g. ``public`` or ``project_team_3``
     """
@@ -27,10 +28,13 @@ class WarehouseSchemaOperator(TotesOperator):
 
     def execute(self, context: Context) -> list[str]:
         from include.ddl import ensure_warehouse_schema
+        from include.figures import RETENTION, apply_retention
 
         with self.warehouse() as conn:
             created = ensure_warehouse_schema(conn, self.schema)
+            expired = apply_retention(conn, self.schema, run_of(context))
         self.log.info("Warehouse schema %s: %s", self.schema, f"created {created}" if created else "complete")
+        self.log.info("Deleted %d row(s) of figures older than %s", expired, RETENTION)
         return created
 
 

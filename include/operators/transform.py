@@ -22,24 +22,39 @@ class IngestionToProcessedOperator(TotesOperator):
     :param ingested: source table -> that ingest's XCom result (XComArgs; templated)
     :param ingestion_bucket: templated
     :param processed_bucket: templated
+    :param figures_schema: the warehouse schema that keeps the run's figures (templated; None: none kept)
     """
 
-    template_fields: Sequence[str] = ("ingested", "ingestion_bucket", "processed_bucket")
+    template_fields: Sequence[str] = ("ingested", "ingestion_bucket", "processed_bucket", "figures_schema")
     ui_color = "#cfe2f3"
 
-    def __init__(self, *, table: str, ingested: Mapping[str, Any], ingestion_bucket: str, processed_bucket: str, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        table: str,
+        ingested: Mapping[str, Any],
+        ingestion_bucket: str,
+        processed_bucket: str,
+        figures_schema: str | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(outlets=[declared(PROCESSED, table)], **kwargs)
-        self.table, self.ingested = table, ingested
+        self.table, self.ingested, self.figures_schema = table, ingested, figures_schema
         self.ingestion_bucket, self.processed_bucket = ingestion_bucket, processed_bucket
 
     def execute(self, context: Context) -> dict[str, Any]:
+        import time
+
+        from include.figures import of_transform
         from include.registry import WAREHOUSE
         from include.results import IngestResult
         from include.transform import transform_table
 
         ingested = {source: IngestResult.from_xcom(value) for source, value in self.ingested.items()}
         ingestion, processed = self.lakes(self.ingestion_bucket, self.processed_bucket)
-        result = transform_table(ingestion, processed, WAREHOUSE[self.table], ingested, run_of(context))
+        run, started = run_of(context), time.monotonic()
+        result = transform_table(ingestion, processed, WAREHOUSE[self.table], ingested, run)
+        self.keep_figures(self.figures_schema, run, of_transform(result, time.monotonic() - started))
         wrote = lake_asset(self.processed_bucket, self.table) if result.rows else None
         self.announce(context, wrote, rows=result.rows, rejected=result.rejected, manifest=result.manifest_key)
         return result.to_xcom()
