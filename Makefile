@@ -39,6 +39,7 @@ test: lint audit checkov pytest
 
 bench: setup
 	$(PY) -m bench.run $(BENCH_ARGS)
+	$(PY) -m bench.health
 
 soak: setup
 	$(PY) -m bench.soak $(SOAK_ARGS)

@@ -42,6 +42,7 @@ import urllib.request
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from devtools.pg import LocalCluster, create_database, with_database
 from devtools.pg import airflow_connection as pg_airflow_connection
@@ -107,7 +108,39 @@ def prepare_databases(admin: str) -> dict[str, str]:
     with psycopg.connect(urls["totesys"], autocommit=True) as conn:
         for stmt in cursor_index_ddl():
             conn.execute(stmt)
+    grant_health_reader(urls["warehouse"])
     return urls
+
+
+HEALTH_ROLE = "totes_health"
+
+
+def health_password() -> str:
+    """The password of the health page's role (include.health), made once and kept owner-only
+    in the stack's secrets."""
+    from payments_api.auth import write_private
+
+    secret = STACK / "secrets" / "health-role.password"
+    if not secret.exists():
+        write_private(secret, secrets.token_urlsafe(24))
+    return secret.read_text().strip()
+
+
+def grant_health_reader(warehouse_url: str) -> None:
+    """The health page's role may read the run figures and the quarantine only. The warehouse
+    schema is made first, as the pipeline's first run would make it."""
+    from include.ddl import ensure_warehouse_schema
+    from include.health import grant_reader
+
+    schema = os.environ.get("AIRFLOW_VAR_TOTES_WAREHOUSE_SCHEMA", VARIABLES["totes_warehouse_schema"])
+    role = sql.Identifier(HEALTH_ROLE)
+    password = health_password()
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        ensure_warehouse_schema(conn, schema)
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (HEALTH_ROLE,)).fetchone():
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(role))
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(role, sql.Literal(password)))
+        grant_reader(conn, schema, HEALTH_ROLE)
 
 
 # ------------------------------------------------------------------------------------------
@@ -235,6 +268,9 @@ def airflow_env(urls: dict[str, str]) -> dict[str, str]:
             # The configuration contract (README): the same names as on MWAA and in compose.
             "AIRFLOW_CONN_TOTESYS_DB": pg_airflow_connection(urls["totesys"]),
             "AIRFLOW_CONN_WAREHOUSE_DB": pg_airflow_connection(urls["warehouse"]),
+            "AIRFLOW_CONN_WAREHOUSE_HEALTH": pg_airflow_connection(
+                urls["warehouse"], login=HEALTH_ROLE, password=health_password()
+            ),
             "AIRFLOW_CONN_AWS_DEFAULT": airflow_connection(f"http://127.0.0.1:{S3_PORT}"),
             "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(
                 {"conn_type": "smtp", "host": "127.0.0.1", "port": SMTP_PORT, "extra": {"disable_tls": True, "disable_ssl": True}}

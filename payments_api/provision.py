@@ -18,6 +18,10 @@ with, so the two can never disagree. What it does, idempotently, as the admin:
 3. grants the role SELECT on the three payments tables and nothing else
    (``sql/readonly_role.sql``, through ``payments_api.readonly_role``).
 
+With ``TOTES_HEALTH_URL`` set (docker-compose: the ``warehouse_health`` connection), it does the
+same for the health page's role: created or its password set again from that URL, granted
+``include.health.grant_reader`` (SELECT on the run figures and the quarantine only).
+
 docker-compose runs this as the one-shot ``warehouse-init`` (docs/deployment.md). Exit codes: 0
 done, 2 configuration error (nothing changed).
 """
@@ -74,24 +78,40 @@ def api_login(api_url: str) -> tuple[str, str]:
     return str(role), str(password)
 
 
+def login_role(conn: psycopg.Connection, role: str, password: str) -> None:
+    """Create ``role`` as a plain login role, or set its password again (a SCRAM verifier)."""
+    verifier = scram_sha256_verifier(password)
+    admin = conn.execute("SELECT current_user").fetchone()[0]
+    if role == admin:
+        raise ConfigError(f"the role {role!r} is the admin login itself: give it a role of its own")
+    with conn.transaction():
+        found = conn.execute("SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        if found and any(found):
+            raise ConfigError(f"role {role!r} exists with SUPERUSER or CREATEROLE: refusing to use it for a reader")
+        verb = "ALTER" if found else "CREATE"
+        conn.execute(
+            sql.SQL(
+                "{} ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT PASSWORD {}"
+            ).format(sql.SQL(verb), sql.Identifier(role), sql.Literal(verifier))
+        )
+
+
+def provision_health(admin_url: str, health_url: str, schema: str) -> str:
+    """Create or update the health page's role and let it read what the page reads; its name."""
+    from include.health import grant_reader  # the pipeline's own grants (mounted in compose)
+
+    role, password = api_login(health_url)
+    with psycopg.connect(admin_url) as conn:
+        login_role(conn, role, password)
+        grant_reader(conn, schema, role)
+    return role
+
+
 def provision(admin_url: str, api_url: str, schema: str, *, create_tables: bool = False) -> str:
     """Create or update the API's role and grant it read access; return the role name."""
     role, password = api_login(api_url)
-    verifier = scram_sha256_verifier(password)
     with psycopg.connect(admin_url) as conn:
-        admin = conn.execute("SELECT current_user").fetchone()[0]
-        if role == admin:
-            raise ConfigError(f"the API's role {role!r} is the admin login itself: give the API a role of its own")
-        with conn.transaction():
-            found = conn.execute("SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-            if found and any(found):
-                raise ConfigError(f"role {role!r} exists with SUPERUSER or CREATEROLE: refusing to use it for the API")
-            verb = "ALTER" if found else "CREATE"
-            conn.execute(
-                sql.SQL(
-                    "{} ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT PASSWORD {}"
-                ).format(sql.SQL(verb), sql.Identifier(role), sql.Literal(verifier))
-            )
+        login_role(conn, role, password)
         if create_tables:
             from include.ddl import ensure_warehouse_schema  # the pipeline's own DDL (mounted in compose)
 
@@ -120,6 +140,13 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         print(f"payments_api.provision: {exc}", file=sys.stderr)
         return 2
     print(f"payments_api.provision: role {role} may read {schema}.fact_payment, dim_currency, dim_counterparty")
+    if env.get("TOTES_HEALTH_URL"):
+        try:
+            health = provision_health(admin_url, env["TOTES_HEALTH_URL"], schema)
+        except ConfigError as exc:
+            print(f"payments_api.provision: {exc}", file=sys.stderr)
+            return 2
+        print(f"payments_api.provision: role {health} may read {schema}'s run figures and quarantine (the health page)")
     return 0
 
 

@@ -26,7 +26,15 @@ from typing import Any
 import pytest
 import yaml
 
-from include.config import AWS_CONN_ID, FX_API_CONN_ID, SMTP_CONN_ID, SOURCE_CONN_ID, VARIABLES, WAREHOUSE_CONN_ID
+from include.config import (
+    AWS_CONN_ID,
+    FX_API_CONN_ID,
+    HEALTH_CONN_ID,
+    SMTP_CONN_ID,
+    SOURCE_CONN_ID,
+    VARIABLES,
+    WAREHOUSE_CONN_ID,
+)
 from scripts.compose_env import render
 from tests.conftest import ROOT
 
@@ -336,7 +344,7 @@ def test_include_is_mounted_under_the_dags_folder_as_on_mwaa(airflow_services):
 
 
 def test_connection_ids_and_variable_names_are_those_of_include_config(airflow_services):
-    expected_conns = {SOURCE_CONN_ID, WAREHOUSE_CONN_ID, AWS_CONN_ID, SMTP_CONN_ID, FX_API_CONN_ID}
+    expected_conns = {SOURCE_CONN_ID, WAREHOUSE_CONN_ID, HEALTH_CONN_ID, AWS_CONN_ID, SMTP_CONN_ID, FX_API_CONN_ID}
     for name, svc in airflow_services.items():
         env = svc["environment"]
         conns = {k.removeprefix("AIRFLOW_CONN_").lower() for k in env if k.startswith("AIRFLOW_CONN_")}
@@ -867,3 +875,59 @@ def test_the_container_healthcheck_passes_only_on_200():
     healthy, seen = check(free_port(), timeout=2)
     assert healthy is False
     assert "no answer" in seen
+
+
+def test_warehouse_init_also_makes_the_health_pages_read_only_role(
+    services, airflow_services, dotenv, new_database, pg_admin_url
+):
+    """The health page's connection (warehouse_health) is a role of its own that warehouse-init
+    creates from that very URL: it may read the run figures and the quarantine, nothing else."""
+    import psycopg
+    from psycopg import errors, sql
+
+    init = services["warehouse-init"]
+    health = airflow_services["airflow-apiserver"]["environment"]["AIRFLOW_CONN_WAREHOUSE_HEALTH"]
+    assert init["environment"]["TOTES_HEALTH_URL"] == health
+    conn = parse_connection(health)
+    owner = services["warehouse-db"]["environment"]
+    assert (conn.host, conn.port, conn.schema, conn.login) == ("warehouse-db", 5432, owner["POSTGRES_DB"], "totes_health")
+    assert conn.password == dotenv["HEALTH_DB_PASSWORD"]
+    assert conn.password not in (owner["POSTGRES_PASSWORD"], dotenv["PAYMENTS_API_DB_PASSWORD"])
+    for key in ("HEALTH_DB_PASSWORD", "AIRFLOW_CONN_WAREHOUSE_HEALTH"):
+        assert key in (ROOT / "docs" / "deployment.md").read_text(), key
+
+    admin_url = new_database("compose_health")
+    suffix = os.urandom(4).hex()
+    api_role, health_role = f"totes_payments_api_{suffix}", f"totes_health_{suffix}"
+    schema = init["environment"]["TOTES_WAREHOUSE_SCHEMA"]
+    env = {
+        **os.environ,
+        "TOTES_WAREHOUSE_ADMIN_URL": admin_url,
+        "TOTES_WAREHOUSE_URL": _with_login(admin_url, api_role, "Pw-" + suffix),
+        "TOTES_WAREHOUSE_SCHEMA": schema,
+        "TOTES_HEALTH_URL": _with_login(admin_url, health_role, "Hp-" + suffix),
+        "PYTHONPATH": str(ROOT),
+    }
+    argv = [sys.executable if a == "python" else a for a in init["command"]]
+    try:
+        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert f"role {health_role} may read {schema}'s run figures and quarantine" in done.stdout
+        with psycopg.connect(_with_login(admin_url, health_role, "Hp-" + suffix), autocommit=True) as c:
+            for table in ("etl_stage_figures", "etl_check_result", "etl_quarantine"):
+                c.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table)))
+            c.execute("SET default_transaction_read_only = off")
+            for stmt in (
+                "SELECT count(*) FROM fact_payment",
+                "DELETE FROM etl_stage_figures",
+                "SELECT count(*) FROM etl_load_log",
+            ):
+                with pytest.raises(errors.InsufficientPrivilege):
+                    c.execute(sql.SQL(stmt))
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as c:
+            for role in (api_role, health_role):
+                c.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        with psycopg.connect(pg_admin_url, autocommit=True) as c:
+            for role in (api_role, health_role):
+                c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

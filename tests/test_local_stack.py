@@ -76,6 +76,7 @@ def test_a_backfill_beside_the_schedule_changes_nothing(stack):
     urls = {name: with_database(admin, name) for name in ("totesys", "warehouse", "totes_airflow")}
     with psycopg.connect(urls["totes_airflow"], autocommit=True) as meta:
         first_start = meta.execute("SELECT min(data_interval_start) FROM dag_run WHERE dag_id = 'totes_etl'").fetchone()[0]
+        (last_backfill,) = meta.execute("SELECT coalesce(max(id), 0) FROM backfill").fetchone()  # this one's come after
     with psycopg.connect(urls["warehouse"]) as wh:
         before = warehouse_snapshot(wh, "public")
 
@@ -91,7 +92,11 @@ def test_a_backfill_beside_the_schedule_changes_nothing(stack):
     deadline = time.monotonic() + 600
     with psycopg.connect(urls["totes_airflow"], autocommit=True) as meta:
         while True:
-            runs = meta.execute("SELECT state FROM dag_run WHERE dag_id = 'totes_etl' AND run_type = 'backfill'").fetchall()
+            runs = meta.execute(
+                "SELECT r.state FROM dag_run r JOIN backfill_dag_run b ON b.dag_run_id = r.id "
+                "WHERE r.dag_id = 'totes_etl' AND r.run_type = 'backfill' AND b.backfill_id > %s",
+                (last_backfill,),
+            ).fetchall()
             if len(runs) == 2 and all(s in ("success", "failed") for (s,) in runs):
                 break
             assert time.monotonic() < deadline, f"backfill unfinished: {runs}"

@@ -88,8 +88,12 @@ def test_the_artifact_holds_dags_include_and_requirements_only(artifact):
     for dag_file in ("totes_etl.py", "totes_fx.py", "totes_reports.py"):
         assert (artifact / "dags" / dag_file).read_bytes() == (ROOT / "dags" / dag_file).read_bytes()
     assert (artifact / "requirements.txt").read_bytes() == (ROOT / "requirements.txt").read_bytes()
-    # plugins/ holds only its README: no plugins.zip.
-    assert "plugins.zip" not in files
+    # plugins/ holds the health page's plugin (and its README, which does not ship)
+    import zipfile
+
+    with zipfile.ZipFile(artifact / "plugins.zip") as zf:
+        assert zf.namelist() == ["totes_health.py"]
+        assert zf.read("totes_health.py") == (ROOT / "plugins" / "totes_health.py").read_bytes()
 
 
 def test_airflowignore_keeps_the_dag_processor_out_of_include(artifact):

@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.config import AWS_CONN_ID, FX_API_CONN_ID, SMTP_CONN_ID, SOURCE_CONN_ID, VARIABLES, WAREHOUSE_CONN_ID
+from include.config import (
+    AWS_CONN_ID,
+    FX_API_CONN_ID,
+    HEALTH_CONN_ID,
+    SMTP_CONN_ID,
+    SOURCE_CONN_ID,
+    VARIABLES,
+    WAREHOUSE_CONN_ID,
+)
 from tests.conftest import ROOT
 
 TERRAFORM = ROOT / "terraform"
@@ -116,6 +124,13 @@ def test_the_mwaa_airflow_version_is_the_one_of_requirements_and_constraints():
     # requirements.txt is what the environment installs, at the uploaded object's version.
     assert "requirements_s3_object_version = aws_s3_object.requirements.version_id" in env
     assert 'requirements_file = "${path.module}/../../requirements.txt"' in (TERRAFORM / "mwaa" / "bucket.tf").read_text()
+    # plugins.zip (the health page's plugin) is the artifact's, at the uploaded object's version
+    assert "plugins_s3_path                = aws_s3_object.plugins.key" in env
+    assert "plugins_s3_object_version      = aws_s3_object.plugins.version_id" in env
+    plugins = block("mwaa", "resource", "aws_s3_object", "plugins")
+    assert 'plugins_file      = "${path.module}/../../dist/mwaa/plugins.zip"' in (TERRAFORM / "mwaa" / "bucket.tf").read_text()
+    assert "source_hash  = filemd5(local.plugins_file)" in plugins
+    assert "kms_key_id   = aws_kms_key.mwaa.arn" in plugins
 
 
 def test_the_secrets_backend_is_the_amazon_providers_secrets_manager_backend():
@@ -181,7 +196,7 @@ def test_the_secrets_hold_the_connections_and_variables_of_include_config():
     plain = re.search(r"plain_connections = \{\n(.*?)\n  \}\n", secrets, flags=re.DOTALL)
     plain_conns = set(re.findall(r"^    (\w+) = jsonencode", plain.group(1), flags=re.MULTILINE))
     assert not conns & plain_conns
-    assert conns | plain_conns == {SOURCE_CONN_ID, WAREHOUSE_CONN_ID, AWS_CONN_ID, SMTP_CONN_ID, FX_API_CONN_ID}
+    assert conns | plain_conns == {SOURCE_CONN_ID, WAREHOUSE_CONN_ID, HEALTH_CONN_ID, AWS_CONN_ID, SMTP_CONN_ID, FX_API_CONN_ID}
     variables = re.search(r"airflow_variables = \{\n(.*?)\n  \}", secrets, flags=re.DOTALL)
     assert set(re.findall(r"^    (\w+) += ", variables.group(1), flags=re.MULTILINE)) == set(VARIABLES)
     # The buckets of the variables are the buckets this layer creates.
@@ -190,7 +205,7 @@ def test_the_secrets_hold_the_connections_and_variables_of_include_config():
 
 
 def test_credentials_are_sensitive_ephemeral_variables_written_write_only():
-    for name in ("totesys_db", "warehouse_db", "smtp"):
+    for name in ("totesys_db", "warehouse_db", "warehouse_health", "smtp"):
         body = block("stateful", "variable", name)
         assert re.search(r"^  sensitive = true$", body, flags=re.MULTILINE), name
         assert re.search(r"^  ephemeral = true$", body, flags=re.MULTILINE), name

@@ -20,8 +20,10 @@ Screenshots of the expanded grid and of an Asset's page are saved to tests/artif
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -84,6 +86,21 @@ def log_in(page, base_url: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(lambda url: "/auth/login" not in url, timeout=60_000)
+
+
+@contextlib.contextmanager
+def logged_in_page(pw, chromium: Path, profile: Path, base_url: str, password: str, height: int = 1100):
+    """A page of a fresh Chromium profile, logged in to the UI as admin."""
+    browser = pw.chromium.launch_persistent_context(
+        str(profile), executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS,
+        viewport={"width": 1400, "height": height},
+    )  # fmt: skip
+    try:
+        page = browser.new_page()
+        log_in(page, base_url, password)
+        yield page
+    finally:
+        browser.close()
 
 
 def api_get(page, path: str) -> dict:
@@ -237,3 +254,114 @@ def check_assets_view(page, base_url: str) -> None:
     page.get_by_text(re.compile(r"^\d+ Asset Events?$")).first.wait_for(timeout=30_000)
     page.get_by_role("link", name=DAG_ID).first.wait_for(timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "ui-asset.png"), full_page=True)
+
+
+def test_the_health_page_in_the_ui_shows_the_warehouses_own_figures(stack, chromium, demo_stack, tmp_path):
+    """The "Pipeline health" entry of the UI's navigation opens the plugin's page (README,
+    "Health page"); each figure it shows is the one the warehouse keeps for that run and table."""
+    import psycopg
+    from playwright.sync_api import sync_playwright
+
+    from include.registry import SOURCE_TABLES as SOURCES
+
+    base_url, password, run_ids = stack
+    admin = f"postgresql://postgres@127.0.0.1:{demo_stack.env['TOTES_PG_PORT']}/warehouse"
+    with psycopg.connect(admin) as wh:
+        loaded = dict(
+            wh.execute("SELECT run_id, sum(rows_written) FROM etl_stage_figures WHERE stage = 'load' GROUP BY 1").fetchall()
+        )
+        lags = dict(
+            wh.execute(
+                "SELECT DISTINCT ON (table_name) table_name, lag_seconds FROM etl_check_result WHERE check_name = 'freshness' "
+                "ORDER BY table_name, interval_end DESC, recorded_at DESC"
+            ).fetchall()
+        )
+    assert set(run_ids) <= set(loaded), (run_ids, loaded)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        # without the UI's login the page answers nothing (a request context has no cookie)
+        anonymous = pw.request.new_context()
+        try:
+            assert anonymous.get(f"{base_url}/totes-health/").status == 401
+        finally:
+            anonymous.dispose()
+        with logged_in_page(pw, chromium, tmp_path / "chromium-profile", base_url, password, height=1200) as page:
+            page.goto(f"{base_url}/")
+            page.get_by_role("button", name="Browse").click()
+            page.get_by_role("menuitem", name="Pipeline health").click()
+            page.wait_for_url(re.compile(r".*/plugin/totes-health"))
+            frame = page.frame_locator("iframe").first
+            frame.locator("#runs").wait_for(timeout=30_000)
+            shown = {
+                row.get_attribute("data-run"): int(row.locator("td[data-figure='load']").inner_text().replace(",", ""))
+                for row in frame.locator("#runs tr[data-run]").all()
+            }
+            assert shown, "the page lists no run"
+            assert shown == {run_id: loaded[run_id] for run_id in shown}
+            assert set(run_ids) <= set(shown)
+            fresh = {
+                row.get_attribute("data-table"): float(row.locator("td[data-figure='lag_seconds']").get_attribute("data-value"))
+                for row in frame.locator("#freshness tr[data-table]").all()
+            }
+            assert fresh == {t.name: lags[t.name] for t in SOURCES}
+            assert frame.locator("#reconcile tr[data-status='passed']").count() == len(WAREHOUSE_TABLES) - 1  # not the calendar
+            assert frame.locator("svg[data-plot='rows loaded']").count() == 1
+            page.screenshot(path=str(ARTIFACTS / "ui-health.png"), full_page=True)
+    assert (ARTIFACTS / "ui-health.png").stat().st_size > 10_000
+
+
+def test_a_backfill_made_in_the_ui_runs_and_leaves_the_warehouse_unchanged(stack, chromium, demo_stack, tmp_path):
+    """The runbook's first way to backfill: the DAG's Trigger button, Backfill, a date range in
+    2023 (after start_date, before anything the demo ran; one interval, to keep the suite short),
+    Run Backfill. Its run succeeds, does real work (each ingest read its table: figures in the
+    warehouse) and changes no row."""
+    import psycopg
+    from playwright.sync_api import sync_playwright
+
+    from tests.expected import warehouse_snapshot
+
+    base_url, password, _ = stack
+    server = f"postgresql://postgres@127.0.0.1:{demo_stack.env['TOTES_PG_PORT']}"
+    with psycopg.connect(f"{server}/totes_airflow", autocommit=True) as meta:
+        (last_backfill,) = meta.execute("SELECT coalesce(max(id), 0) FROM backfill").fetchone()
+    with psycopg.connect(f"{server}/warehouse") as wh:
+        before = warehouse_snapshot(wh, "public")
+    with sync_playwright() as pw, logged_in_page(pw, chromium, tmp_path / "chromium-profile", base_url, password) as page:
+        page.goto(f"{base_url}/dags/{DAG_ID}")
+        page.wait_for_load_state("networkidle")
+        page.get_by_role("button", name="Trigger").first.click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text("Backfill", exact=True).click()
+        dialog.locator("input[name='from_date']").fill("2023-06-01T10:00")
+        dialog.locator("input[name='to_date']").fill("2023-06-01T10:00")
+        dialog.get_by_text(re.compile(r"^1 runs? will be triggered")).wait_for(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "ui-backfill-form.png"))
+        dialog.get_by_role("button", name="Run Backfill").click()
+        dialog.wait_for(state="hidden", timeout=30_000)
+        backfills = api_get(page, f"/api/v2/backfills?dag_id={DAG_ID}")["backfills"]
+    (made,) = [b for b in backfills if b["id"] > last_backfill]
+    assert (made["from_date"][:16], made["to_date"][:16]) == ("2023-06-01T10:00", "2023-06-01T10:00")
+
+    deadline = time.monotonic() + 900
+    with psycopg.connect(f"{server}/totes_airflow", autocommit=True) as meta:
+        while True:
+            runs = meta.execute(
+                "SELECT r.run_id, r.state FROM backfill_dag_run b JOIN dag_run r ON r.id = b.dag_run_id WHERE b.backfill_id = %s",
+                (made["id"],),
+            ).fetchall()
+            if len(runs) == 1 and all(state in ("success", "failed") for _, state in runs):
+                break
+            assert time.monotonic() < deadline, f"the backfill's runs did not finish: {runs}"
+            time.sleep(5)
+    assert {state for _, state in runs} == {"success"}, runs
+    with psycopg.connect(f"{server}/warehouse") as wh:
+        assert warehouse_snapshot(wh, "public") == before
+        read = dict(
+            wh.execute(
+                "SELECT run_id, sum(rows_read) FROM etl_stage_figures WHERE stage = 'ingest' AND run_id = ANY(%s) GROUP BY 1",
+                ([run_id for run_id, _ in runs],),
+            ).fetchall()
+        )
+    # each run really ran its tasks: Airflow makes none before start_date (2022-11-01 now)
+    assert set(read) == {run_id for run_id, _ in runs}
+    assert all(n > 0 for n in read.values()), read

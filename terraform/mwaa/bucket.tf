@@ -1,11 +1,13 @@
 # The MWAA source bucket: dags/ (totes_etl.py, include/, .airflowignore) is synced by the deploy
-# workflow from the artifact of scripts/package_mwaa.py; requirements.txt is uploaded here
-# because the environment must name its object version.
+# workflow from the artifact of scripts/package_mwaa.py; requirements.txt and plugins.zip are
+# uploaded here because the environment must name their object versions (so the artifact is
+# built before this layer is planned: make package).
 
 locals {
   source_bucket = "${local.name}-mwaa-${local.account_id}"
   # The repository's requirements.txt: the same file the artifact carries (tests/test_packaging.py).
   requirements_file = "${path.module}/../../requirements.txt"
+  plugins_file      = "${path.module}/../../dist/mwaa/plugins.zip"
 }
 
 resource "aws_s3_bucket" "source" {
@@ -102,6 +104,19 @@ data "aws_iam_policy_document" "source_tls_only" {
       values   = ["false"]
     }
   }
+}
+
+# plugins/ as scripts/package_mwaa.py zips it (dist/mwaa/plugins.zip, built before apply): the
+# health page's plugin, which the api-server mounts in the Airflow UI.
+resource "aws_s3_object" "plugins" {
+  bucket       = aws_s3_bucket.source.id
+  key          = "plugins.zip"
+  source       = local.plugins_file
+  source_hash  = filemd5(local.plugins_file)
+  content_type = "application/zip"
+  kms_key_id   = aws_kms_key.mwaa.arn
+
+  depends_on = [aws_s3_bucket_versioning.source]
 }
 
 resource "aws_s3_object" "requirements" {

@@ -27,6 +27,8 @@ resource "aws_mwaa_environment" "this" {
   dag_s3_path                    = "dags"
   requirements_s3_path           = aws_s3_object.requirements.key
   requirements_s3_object_version = aws_s3_object.requirements.version_id
+  plugins_s3_path                = aws_s3_object.plugins.key
+  plugins_s3_object_version      = aws_s3_object.plugins.version_id
 
   webserver_access_mode           = var.webserver_access_mode
   weekly_maintenance_window_start = var.weekly_maintenance_window_start

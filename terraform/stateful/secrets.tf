@@ -10,8 +10,8 @@ locals {
   connections_prefix = "airflow/connections"
   variables_prefix   = "airflow/variables"
 
-  # include/config.py: SOURCE_CONN_ID, WAREHOUSE_CONN_ID, SMTP_CONN_ID (credentials) ...
-  credential_connections = toset(["totesys_db", "warehouse_db", "smtp_default"])
+  # include/config.py: SOURCE_CONN_ID, WAREHOUSE_CONN_ID, HEALTH_CONN_ID, SMTP_CONN_ID (credentials) ...
+  credential_connections = toset(["totesys_db", "warehouse_db", "warehouse_health", "smtp_default"])
   # ... and the connections that hold no credential: AWS_CONN_ID (on MWAA the execution role
   # authenticates; only the region) and FX_API_CONN_ID (totes_fx's public rates API: its base URL).
   plain_connections = {
@@ -51,6 +51,16 @@ locals {
       schema    = var.warehouse_db.database
       login     = var.warehouse_db.username
       password  = var.warehouse_db.password
+      extra     = { sslmode = "require" }
+    })
+    # the health page's read-only role (include.health.grant_reader)
+    warehouse_health = jsonencode({
+      conn_type = "postgres"
+      host      = var.warehouse_health.host
+      port      = var.warehouse_health.port
+      schema    = var.warehouse_health.database
+      login     = var.warehouse_health.username
+      password  = var.warehouse_health.password
       extra     = { sslmode = "require" }
     })
     smtp_default = jsonencode({

@@ -116,6 +116,19 @@ variable "warehouse_db" {
   ephemeral = true
 }
 
+variable "warehouse_health" {
+  description = "The warehouse_health connection of the health page in the Airflow UI: the warehouse PostgreSQL as a role that may only read etl_stage_figures, etl_check_result and etl_quarantine (include.health.grant_reader)."
+  type = object({
+    host     = string
+    port     = optional(number, 5432)
+    database = string
+    username = string
+    password = string
+  })
+  sensitive = true
+  ephemeral = true
+}
+
 variable "smtp" {
   description = "The smtp_default connection: SES SMTP endpoint and SMTP credentials (SES console, SMTP settings) used for the failure e-mails."
   type = object({
