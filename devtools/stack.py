@@ -42,7 +42,6 @@ import urllib.request
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
 from devtools.pg import LocalCluster, create_database, with_database
 from devtools.pg import airflow_connection as pg_airflow_connection
@@ -131,15 +130,12 @@ def grant_health_reader(warehouse_url: str) -> None:
     schema is made first, as the pipeline's first run would make it."""
     from include.ddl import ensure_warehouse_schema
     from include.health import grant_reader
+    from payments_api.provision import login_role
 
     schema = os.environ.get("AIRFLOW_VAR_TOTES_WAREHOUSE_SCHEMA", VARIABLES["totes_warehouse_schema"])
-    role = sql.Identifier(HEALTH_ROLE)
-    password = health_password()
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         ensure_warehouse_schema(conn, schema)
-        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (HEALTH_ROLE,)).fetchone():
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(role))
-        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(role, sql.Literal(password)))
+        login_role(conn, HEALTH_ROLE, health_password())  # a SCRAM verifier: no clear text in any server log
         grant_reader(conn, schema, HEALTH_ROLE)
 
 

@@ -95,7 +95,7 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         # where an ingest's read began (NULL: a snapshot); a read is not cut at the interval end
         ("window_start", "timestamp(3)"),
         ("newest_change", "timestamp(3)"),  # the newest source last_updated the stage handled
-        ("recorded_at", "timestamptz NOT NULL DEFAULT now()"),
+        ("recorded_at", "timestamptz NOT NULL DEFAULT clock_timestamp()"),
     ),
     CHECK_RESULT: (
         ("run_id", "varchar NOT NULL"),
@@ -108,7 +108,7 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("ids_quarantined", "bigint"),  # reconcile: ids excepted because they wait in the quarantine
         ("lag_seconds", "double precision"),  # freshness: newest source change minus newest handled
         ("problems", "text"),
-        ("recorded_at", "timestamptz NOT NULL DEFAULT now()"),
+        ("recorded_at", "timestamptz NOT NULL DEFAULT clock_timestamp()"),
     ),
 }
 CONSTRAINTS: dict[str, str] = {

@@ -37,8 +37,9 @@ class StageFigures:
     """What one stage did to one table in one run.
 
     rows_rejected: rows the stage refused (a transform: a value the warehouse cannot hold; a
-    load: a fact whose dimension row is missing); rows_quarantined: rows it put in the
-    quarantine (a load also records there the rows its transform refused).
+    load: a fact whose dimension row is missing); rows_quarantined: the rows it put in the
+    quarantine, each counted by the stage that refused it (a load also records its transform's
+    in etl_quarantine, and does not count them again).
     """
 
     stage: str
@@ -74,10 +75,10 @@ def of_transform(result: TransformResult, seconds: float) -> StageFigures:
 
 def of_load(result: LoadResult, seconds: float, *, refused: int, newest_change: str | None) -> StageFigures:
     """``refused``: the rows this load itself refused (``result.rejected`` also counts those of
-    its transform that it recorded in etl_quarantine)."""
+    its transform that it recorded in etl_quarantine: the transform's figures count those)."""
     return StageFigures(
         "load", result.table, seconds, rows_read=result.staged + result.replayed, rows_written=result.written,
-        rows_rejected=refused, rows_quarantined=result.rejected, bytes=result.bytes, newest_change=newest_change,
+        rows_rejected=refused, rows_quarantined=refused, bytes=result.bytes, newest_change=newest_change,
     )  # fmt: skip
 
 
@@ -125,6 +126,19 @@ def record_checks(conn: psycopg.Connection, schema: str, run: Run, check: str, r
     return len(rows)
 
 
+def forget_run(conn: psycopg.Connection, schema: str, run_id: str) -> int:
+    """Delete what earlier tries of ``run_id`` kept: the run's schema task does this first, so
+    that a rerun of the whole run (a clear) keeps only its own figures, also for a stage that
+    this time skips or fails before recording. A partial clear does not rerun the schema task:
+    the figures of the tasks it leaves alone still describe what they did."""
+    deleted = 0
+    with conn.transaction():
+        for name in (bookkeeping.STAGE_FIGURES, bookkeeping.CHECK_RESULT):
+            cur = conn.execute(sql.SQL("DELETE FROM {} WHERE run_id = %s").format(bookkeeping.table(schema, name)), (run_id,))
+            deleted += cur.rowcount
+    return deleted
+
+
 def apply_retention(conn: psycopg.Connection, schema: str, run: Run, keep: timedelta = RETENTION) -> int:
     """Delete the figures recorded more than ``keep`` before ``run``'s interval end; the number
     of rows deleted."""
@@ -140,9 +154,14 @@ def apply_retention(conn: psycopg.Connection, schema: str, run: Run, keep: timed
 
 
 def _upsert(schema: str, name: str, cols: tuple[str, ...], key_columns: int) -> sql.Composable:
-    """INSERT of ``cols``; on the key (the first ``key_columns``) it replaces the rest."""
+    """INSERT of ``cols``; on the key (the first ``key_columns``) it replaces the rest. The row's
+    recorded_at is the statement's own time (clock_timestamp(): a load records inside its
+    transaction, whose now() is when it began)."""
     rest = cols[key_columns:]
-    return sql.SQL("INSERT INTO {t} ({c}) VALUES ({v}) ON CONFLICT ({k}) DO UPDATE SET {s}, recorded_at = now()").format(
+    return sql.SQL(
+        "INSERT INTO {t} ({c}, recorded_at) VALUES ({v}, clock_timestamp()) "
+        "ON CONFLICT ({k}) DO UPDATE SET {s}, recorded_at = clock_timestamp()"
+    ).format(
         t=bookkeeping.table(schema, name),
         c=sql.SQL(", ").join(map(sql.Identifier, cols)),
         v=sql.SQL(", ").join([sql.Placeholder()] * len(cols)),

@@ -15,6 +15,7 @@ UI); ``make_app`` is the FastAPI app the plugin mounts.
 from __future__ import annotations
 
 import html
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,20 +24,25 @@ from psycopg import sql
 
 from include import bookkeeping
 from include.config import FRESHNESS_LIMIT, HEALTH_CONN_ID
+from include.registry import SOURCE_TABLES
 
 if TYPE_CHECKING:
     import psycopg
 
 __all__ = ["HEALTH_CONN_ID", "LazyApp", "grant_reader", "make_app", "read_health", "render"]
 URL_PREFIX = "/totes-health"
+log = logging.getLogger(__name__)
+
 RUNS_SHOWN = 12
 AMBER_AFTER = timedelta(minutes=20)  # a run every 15 minutes and a few to finish: still green
 PLOT_SPAN = timedelta(days=1)
 SPAN_READ = timedelta(days=1)  # the last runs and checks: those of the day before the newest figure
 
 
-# What the page reads, and all its role may read.
+# What the page reads, and all its role may read: the figures, and of the quarantine only the
+# columns that say what waits and why (never row_data, the source rows themselves).
 READ_TABLES = (bookkeeping.STAGE_FIGURES, bookkeeping.CHECK_RESULT, bookkeeping.QUARANTINE)
+QUARANTINE_COLUMNS = ("table_name", "stage", "reason", "quarantined_at", "resolved_at")
 
 
 def grant_reader(conn: psycopg.Connection, schema: str, role: str) -> None:
@@ -48,17 +54,21 @@ def grant_reader(conn: psycopg.Connection, schema: str, role: str) -> None:
     with conn.transaction():
         conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), r))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), r))
-        tables = sql.SQL(", ").join(bookkeeping.table(schema, name) for name in READ_TABLES)
-        conn.execute(sql.SQL("GRANT SELECT ON TABLE {} TO {}").format(tables, r))
+        figures = sql.SQL(", ").join(bookkeeping.table(schema, name) for name in READ_TABLES[:2])
+        conn.execute(sql.SQL("GRANT SELECT ON TABLE {} TO {}").format(figures, r))
+        quarantine = bookkeeping.table(schema, bookkeeping.QUARANTINE)
+        conn.execute(sql.SQL("REVOKE SELECT ON TABLE {} FROM {}").format(quarantine, r))  # a grant of an older version
+        columns = sql.SQL(", ").join(map(sql.Identifier, QUARANTINE_COLUMNS))
+        conn.execute(sql.SQL("GRANT SELECT ({}) ON TABLE {} TO {}").format(columns, quarantine, r))
         conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(r))
 
 
 @dataclass(frozen=True)
 class Freshness:
     table: str
-    checked_interval_end: datetime
-    lag: timedelta  # the newest change in totesys minus the newest handled, at that check
-    behind_at_most: timedelta  # lag plus what changed since the check's interval ended
+    checked_interval_end: datetime | None  # None: no check of it in the last day of figures
+    lag: timedelta | None  # the newest change in totesys minus the newest handled, at that check
+    behind_at_most: timedelta | None  # lag plus what changed since the check's interval ended
     status: str  # green, amber or red
 
 
@@ -117,10 +127,14 @@ def read_health(conn: psycopg.Connection, schema: str, as_of: datetime, *, runs:
         "WHERE check_name = %s AND interval_end > (SELECT max(interval_end) FROM {c}) - %s "
         "ORDER BY table_name, interval_end DESC, recorded_at DESC"
     ).format(c=t[bookkeeping.CHECK_RESULT])
-    for table, end, _passed, lag_s, _ in conn.execute(latest, ("freshness", SPAN_READ)):
+    for table, end, passed, lag_s, _ in conn.execute(latest, ("freshness", SPAN_READ)):
+        # no lag: the source table had no change yet (the check passed: only the check's age
+        # counts) or none of it reached the warehouse (it failed: red)
         lag = timedelta(seconds=lag_s or 0)
         behind = lag + max(timedelta(0), as_of - end)
-        health.freshness.append(Freshness(table, end, lag, behind, status_of(behind if lag_s is not None else None)))
+        health.freshness.append(Freshness(table, end, lag, behind, status_of(behind if lag_s is not None or passed else None)))
+    checked = {f.table for f in health.freshness}
+    health.freshness += [Freshness(t.name, None, None, None, "red") for t in SOURCE_TABLES if t.name not in checked]
     for table, end, passed, _, problems in conn.execute(latest, ("reconcile", SPAN_READ)):
         health.reconciled.append(Reconciled(table, end, passed, problems))
 
@@ -250,9 +264,14 @@ def render(health: Health, schema: str) -> str:
     """The page: plain HTML and inline SVG, no script; every figure in a cell marked with what it is."""
     freshness = [
         f"<tr class='{f.status}' data-table='{_e(f.table)}' data-status='{f.status}'><td class='name'>{_e(f.table)}</td>"
-        f"<td data-figure='behind_minutes'>{_minutes(f.behind_at_most)}</td>"
-        f"<td data-figure='lag_seconds' data-value='{f.lag.total_seconds():g}'>{_minutes(f.lag)}</td>"
-        f"<td>{_when(f.checked_interval_end)}</td></tr>"
+        + (
+            f"<td data-figure='behind_minutes'>{_minutes(f.behind_at_most)}</td>"
+            f"<td data-figure='lag_seconds' data-value='{f.lag.total_seconds():g}'>{_minutes(f.lag)}</td>"
+            f"<td>{_when(f.checked_interval_end)}</td></tr>"
+            if f.checked_interval_end is not None
+            else "<td data-figure='behind_minutes'>unknown</td><td data-figure='lag_seconds'>unknown</td>"
+            "<td>no check in the last day of figures</td></tr>"
+        )
         for f in health.freshness
     ]
     runs = [
@@ -338,15 +357,18 @@ def make_app(connect, schema_of, clock, *, guard: Any = None) -> Any:
     def page() -> HTMLResponse:
         import psycopg
 
-        schema = schema_of()
+        schema = "?"
         try:
+            schema = schema_of()
             with connect() as conn:
                 health = read_health(conn, schema, clock())
-        except psycopg.OperationalError as error:
-            # the driver's first line says what failed (host, port, refusal); never a password
-            return HTMLResponse(unreachable_page(str(error).splitlines()[0] if str(error) else type(error).__name__), 503)
         except psycopg.errors.UndefinedTable:
             return HTMLResponse(unreachable_page(f"the schema {schema} has no figures tables yet (no run has started)"), 503)
+        except Exception as error:  # a refused or missing connection, a revoked grant: said, not a bare 500
+            # the first line of the driver's (or Airflow's) message: host, port, refusal; never a password
+            log.warning("The health page cannot read the warehouse: %s", error)
+            first = str(error).splitlines()[0] if str(error) else ""
+            return HTMLResponse(unreachable_page(f"{type(error).__name__}: {first}" if first else type(error).__name__), 503)
         return HTMLResponse(render(health, schema))
 
     return app
@@ -366,7 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with psycopg.connect(args.url, autocommit=True) as conn:
         grant_reader(conn, args.schema, args.role)
-    print(f"{args.role} may read {', '.join(READ_TABLES)} in {args.schema}, in read-only sessions")
+    print(
+        f"{args.role} may read {', '.join(READ_TABLES[:2])} and {READ_TABLES[2]} ({', '.join(QUARANTINE_COLUMNS)}) in {args.schema}, read-only"
+    )
     return 0
 
 

@@ -69,12 +69,12 @@ def scram_sha256_verifier(password: str, *, salt: bytes | None = None, iteration
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
-def api_login(api_url: str) -> tuple[str, str]:
-    """(role, password) of the API's warehouse URL."""
+def api_login(api_url: str, name: str = "TOTES_WAREHOUSE_URL") -> tuple[str, str]:
+    """(role, password) of a reader's warehouse URL (the API's, or the health page's: ``name``)."""
     params = conninfo_to_dict(api_url)
     role, password = params.get("user"), params.get("password")
     if not role or not password:
-        raise ConfigError("TOTES_WAREHOUSE_URL must name the API's role and its password (postgresql://role:password@...)")
+        raise ConfigError(f"{name} must name its role and the role's password (postgresql://role:password@...)")
     return str(role), str(password)
 
 
@@ -100,7 +100,7 @@ def provision_health(admin_url: str, health_url: str, schema: str) -> str:
     """Create or update the health page's role and let it read what the page reads; its name."""
     from include.health import grant_reader  # the pipeline's own grants (mounted in compose)
 
-    role, password = api_login(health_url)
+    role, password = api_login(health_url, "TOTES_HEALTH_URL")
     with psycopg.connect(admin_url) as conn:
         login_role(conn, role, password)
         grant_reader(conn, schema, role)
@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         print("payments_api.provision: set TOTES_WAREHOUSE_ADMIN_URL and TOTES_WAREHOUSE_URL", file=sys.stderr)
         return 2
     try:
+        if env.get("TOTES_HEALTH_URL"):  # both URLs checked before anything changes
+            scram_sha256_verifier(api_login(env["TOTES_HEALTH_URL"], "TOTES_HEALTH_URL")[1])
         role = provision(admin_url, api_url, schema, create_tables=args.create_tables)
     except ConfigError as exc:
         print(f"payments_api.provision: {exc}", file=sys.stderr)

@@ -101,3 +101,13 @@ def test_a_loads_figures_commit_with_the_load_and_roll_back_with_it(warehouse):
                  before_commit=keep)  # fmt: skip
     assert warehouse.execute("SELECT count(*) FROM dim_location").fetchone()[0] == 1
     assert stage_rows(warehouse) == [(RUN.run_id, "load", "dim_location", 1, 1, 0.1)]
+
+
+def test_a_runs_schema_task_forgets_what_its_earlier_tries_kept_and_nothing_else(warehouse):
+    other = Run("scheduled__2024-11-15T16:00:00+00:00", END, END + timedelta(minutes=15))
+    for run in (RUN, other):
+        figures.record_stage(warehouse, "public", run, figures.StageFigures("load", "dim_staff", 1.0, rows_written=3))
+        figures.record_checks(warehouse, "public", run, "freshness", CheckReport(figures={"staff": {"lag_seconds": 0.0}}))
+    assert figures.forget_run(warehouse, "public", RUN.run_id) == 2
+    assert {r[0] for r in stage_rows(warehouse)} == {other.run_id}
+    assert warehouse.execute("SELECT run_id FROM etl_check_result").fetchall() == [(other.run_id,)]

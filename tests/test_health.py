@@ -65,6 +65,16 @@ def test_freshness_turns_amber_then_red_as_the_last_check_ages():
     assert status_of(None) == "red"
 
 
+def test_a_table_without_a_lag_is_green_when_its_source_had_nothing_yet_and_red_when_nothing_arrived(week):
+    week.execute(
+        "UPDATE etl_check_result SET lag_seconds = NULL, passed = (table_name = 'currency') "
+        "WHERE check_name = 'freshness' AND table_name IN ('currency', 'staff') AND interval_end = %s",
+        (LAST_END,),
+    )
+    status = {f.table: f.status for f in read_health(week, "public", LAST_END + timedelta(minutes=5)).freshness}
+    assert (status["currency"], status["staff"], status["payment"]) == ("green", "red", "green")
+
+
 def test_the_page_shows_the_figures_it_read_and_a_failing_table_in_red(week):
     week.execute(
         "UPDATE etl_check_result SET passed = false, problems = '1 of 4 recent change(s) not in the warehouse (ids 7)' "
@@ -173,7 +183,8 @@ def test_the_pages_role_reads_what_the_page_reads_and_nothing_else(new_database,
         with psycopg.connect(as_role, autocommit=True) as conn:
             assert read_health(conn, "public", LAST_END).runs == []
             assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
-            for forbidden in ("SELECT * FROM fact_payment", "SELECT * FROM etl_load_log"):
+            assert conn.execute("SELECT count(*), min(quarantined_at) FROM etl_quarantine").fetchone() == (0, None)
+            for forbidden in ("SELECT * FROM fact_payment", "SELECT * FROM etl_load_log", "SELECT row_data FROM etl_quarantine"):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     conn.execute(forbidden)
             with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 class WarehouseSchemaOperator(TotesOperator):
     """Make sure the warehouse schema exists: create what is missing, never drop or alter; and
-    delete the run figures older than their retention (include.figures).
+    delete the run figures older than their retention, and those of earlier tries of this run
+    (include.figures).
 
     :param schema: the warehouse schema (templated), e.g. ``public`` or ``project_team_3``
     """
@@ -28,13 +29,15 @@ class WarehouseSchemaOperator(TotesOperator):
 
     def execute(self, context: Context) -> list[str]:
         from include.ddl import ensure_warehouse_schema
-        from include.figures import RETENTION, apply_retention
+        from include.figures import RETENTION, apply_retention, forget_run
 
+        run = run_of(context)
         with self.warehouse() as conn:
             created = ensure_warehouse_schema(conn, self.schema)
-            expired = apply_retention(conn, self.schema, run_of(context))
+            expired = apply_retention(conn, self.schema, run)
+            earlier = forget_run(conn, self.schema, run.run_id)
         self.log.info("Warehouse schema %s: %s", self.schema, f"created {created}" if created else "complete")
-        self.log.info("Deleted %d row(s) of figures older than %s", expired, RETENTION)
+        self.log.info("Figures: deleted %d row(s) older than %s and %d of earlier tries of this run", expired, RETENTION, earlier)
         return created
 
 
