@@ -36,6 +36,9 @@ _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="totes-airflow-"))
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+# The project's plugins, as on every deployment: the scheduler's side of dag.test() looks
+# totes_etl's deadline reference up there (plugins/totes_deadline.py).
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 os.environ.setdefault("PYTHONPATH", str(ROOT))
 
@@ -49,6 +52,37 @@ from devtools.smtp import SmtpServer  # noqa: E402
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+# `make test` runs two pytest-xdist workers, each with its own AIRFLOW_HOME, PostgreSQL cluster,
+# S3 and SMTP servers. The local stack (`demo_stack`) is one per worker that asks for it: the
+# files whose tests use it go to one worker, as one scope, and first, so that its ten minutes
+# run beside the rest rather than after it.
+STACK_TEST_FILES = ("test_local_stack.py", "test_ui_browser.py")
+
+
+def _uses_the_stack(nodeid: str) -> bool:
+    return nodeid.split("::", 1)[0].rsplit("/", 1)[-1] in STACK_TEST_FILES
+
+
+def pytest_collection_modifyitems(config, items):
+    strays = [i.nodeid for i in items if "demo_stack" in getattr(i, "fixturenames", ()) and not _uses_the_stack(i.nodeid)]
+    if strays:
+        raise pytest.UsageError(f"tests outside STACK_TEST_FILES use the local stack (add their files): {strays}")
+    items.sort(key=lambda item: not _uses_the_stack(item.nodeid))  # stable: file order otherwise kept
+
+
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: unknown when it is not loaded (-p no:xdist)
+def pytest_xdist_make_scheduler(config, log):
+    # (xdist's own `loadgroup` cannot group under pytest 9: it renames items through an attribute
+    # pytest 9 no longer reads.) Every other test is a scope of its own: spread as `load` does.
+    from xdist.scheduler import LoadScopeScheduling
+
+    class StackTestsTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "local_stack" if _uses_the_stack(nodeid) else nodeid
+
+    return StackTestsTogether(config, log)
 
 
 # ------------------------------------------------------------------------------------------
@@ -265,7 +299,14 @@ def demo_stack() -> Iterator[DemoStack]:
     """One embedded stack for the session (free ports, scale 0.05, no simulator), started with
     `demo` and stopped with `down`; the stack test and the browser test share it."""
     base = Path(tempfile.mkdtemp(prefix="totes-stack-"))  # under /tmp: the postgres user can reach it
-    ports = ("TOTES_PG_PORT", "TOTES_S3_PORT", "TOTES_SMTP_PORT", "TOTES_AIRFLOW_PORT", "TOTES_PAYMENTS_API_PORT")
+    ports = (
+        "TOTES_PG_PORT",
+        "TOTES_S3_PORT",
+        "TOTES_SMTP_PORT",
+        "TOTES_AIRFLOW_PORT",
+        "TOTES_PAYMENTS_API_PORT",
+        "TOTES_STATSD_PORT",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "TOTES_"))}
     env.update({name: str(free_port()) for name in ports})
     env.update(
