@@ -22,6 +22,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, Trigge
 
 from include.alerts import task_defaults
 from include.config import DAG_ID, SCHEDULE_CRON, variable_template
+from include.deadline import DEADLINE_PARAM, DEFAULT_MINUTES, run_deadline
 from include.operators import (
     IngestionToProcessedOperator,
     ProcessedToWarehouseOperator,
@@ -47,11 +48,20 @@ with DAG(
     catchup=False,  # a run after a gap reads everything since the last success (include/ingest.py)
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=30),
+    # The 30-minute promise: a mail when a run is unfinished 30 minutes after its interval's end
+    # (include/deadline.py; the deadline_minutes param).
+    deadline=run_deadline(),
     default_args=task_defaults(
         retry_delay=timedelta(seconds=30), max_retry_delay=timedelta(minutes=5), execution_timeout=timedelta(minutes=20)
     ),
     params={
         "full_refresh": Param(False, type="boolean", description="extract every table in full"),
+        DEADLINE_PARAM: Param(
+            DEFAULT_MINUTES,
+            type="number",
+            exclusiveMinimum=0,
+            description="a mail when the run is unfinished this many minutes after its interval's end",
+        ),
         "reconcile_whole_tables": Param(
             False, type="boolean", description="check.reconcile compares whole tables id by id (it does on the hour anyway)"
         ),

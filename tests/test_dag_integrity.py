@@ -50,6 +50,13 @@ def test_totes_etl_schedule_and_defaults(dagbag):
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
     assert dag.timetable.expression == "*/15 * * * *"
     assert dag.max_active_runs == 1
+    # The 30-minute promise (include/deadline.py), 30 unless a run is given its own minutes.
+    from include.deadline import DEADLINE_PARAM, RunDeadline, run_deadline_missed
+
+    (alert,) = dag.deadline
+    assert isinstance(alert.reference, RunDeadline)
+    assert alert.callback.path == f"{run_deadline_missed.__module__}.{run_deadline_missed.__name__}"
+    assert dag.params[DEADLINE_PARAM] == 30
     for task in dag.tasks:
         assert task.retry_exponential_backoff
         assert task.retries == 3

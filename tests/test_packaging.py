@@ -32,7 +32,18 @@ dags = sys.argv[1]
 bag = DagBag(dag_folder=dags)
 dag = bag.dags.get("totes_etl")  # (get_dag would ask the metadata database)
 import include, include.registry
+# What the scheduler does with the DAG's deadline alert when it creates a run: decode it, finding
+# the reference class among the plugins.
+from airflow.serialization.decoders import decode_deadline_alert
+from airflow.serialization.serialized_objects import DagSerialization
+try:
+    (encoded,) = DagSerialization.to_dict(dag)["dag"]["deadline"]
+    ref = decode_deadline_alert(encoded).reference.inner_ref
+    deadline = f"{type(ref).__module__}.{type(ref).__qualname__} from {sys.modules[type(ref).__module__].__file__}"
+except Exception as e:
+    deadline = type(e).__name__
 print(json.dumps({
+    "deadline": deadline,
     "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
     "dag_ids": sorted(bag.dag_ids),
     "tasks": sorted(dag.task_ids) if dag else None,
@@ -88,12 +99,14 @@ def test_the_artifact_holds_dags_include_and_requirements_only(artifact):
     for dag_file in ("totes_etl.py", "totes_fx.py", "totes_reports.py"):
         assert (artifact / "dags" / dag_file).read_bytes() == (ROOT / "dags" / dag_file).read_bytes()
     assert (artifact / "requirements.txt").read_bytes() == (ROOT / "requirements.txt").read_bytes()
-    # plugins/ holds the health page's plugin (and its README, which does not ship)
+    # plugins/ holds the deadline reference's and the health page's plugins (and its README,
+    # which does not ship)
     import zipfile
 
     with zipfile.ZipFile(artifact / "plugins.zip") as zf:
-        assert zf.namelist() == ["totes_health.py"]
-        assert zf.read("totes_health.py") == (ROOT / "plugins" / "totes_health.py").read_bytes()
+        assert zf.namelist() == ["totes_deadline.py", "totes_health.py"]
+        for name in zf.namelist():
+            assert zf.read(name) == (ROOT / "plugins" / name).read_bytes()
 
 
 def test_airflowignore_keeps_the_dag_processor_out_of_include(artifact):
@@ -101,8 +114,9 @@ def test_airflowignore_keeps_the_dag_processor_out_of_include(artifact):
     assert "include/" in lines
 
 
-def run_probe(dags: Path, pythonpath: Path, home: Path) -> dict:
-    """Parse ``dags`` with DagBag in a fresh interpreter that sees only ``pythonpath``."""
+def run_probe(dags: Path, pythonpath: Path, home: Path, plugins: Path | None = None) -> dict:
+    """Parse ``dags`` with DagBag in a fresh interpreter that sees only ``pythonpath`` (and the
+    plugins folder ``plugins``, if given)."""
     home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTHON", "TOTES_", "VIRTUAL_ENV"))}
     env.update(
@@ -112,7 +126,7 @@ def run_probe(dags: Path, pythonpath: Path, home: Path) -> dict:
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "no-plugins"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins or home / "no-plugins"),
         }
     )
     out = subprocess.run(
@@ -130,7 +144,10 @@ def run_probe(dags: Path, pythonpath: Path, home: Path) -> dict:
 
 def test_the_dag_imports_from_the_artifact_alone(artifact, tmp_path):
     dags = artifact / "dags"
-    result = run_probe(dags, pythonpath=dags, home=tmp_path / "home")
+    plugins = tmp_path / "plugins"  # MWAA unzips plugins.zip into the plugins folder
+    with zipfile.ZipFile(artifact / "plugins.zip") as zf:
+        zf.extractall(plugins)
+    result = run_probe(dags, pythonpath=dags, home=tmp_path / "home", plugins=plugins)
 
     assert result["import_errors"] == {}
     assert result["dag_ids"] == ["totes_etl", "totes_fx", "totes_reports"]
@@ -141,6 +158,12 @@ def test_the_dag_imports_from_the_artifact_alone(artifact, tmp_path):
     repo = run_probe(ROOT / "dags", pythonpath=ROOT, home=tmp_path / "home-repo")
     assert repo["import_errors"] == {}
     assert result["tasks"] == repo["tasks"]
+    # The scheduler can create its runs: the deadline's reference comes from plugins.zip's plugin,
+    # the artifact's include/; without the plugins, it could not.
+    ref, _, where = result["deadline"].partition(" from ")
+    assert ref == "include.deadline.RunDeadline", result["deadline"]
+    assert Path(where).resolve() == (dags / "include" / "deadline.py").resolve()
+    assert repo["deadline"] == "DeadlineReferenceNotRegistered"
     # The package came from the artifact, not from the repository.
     assert Path(result["include"]).resolve() == (dags / "include" / "__init__.py").resolve()
     assert Path(result["registry"]).resolve().is_relative_to(dags.resolve())
