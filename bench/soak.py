@@ -55,6 +55,7 @@ SOAK_ENV = {
     "TOTES_SMTP_PORT": "56025",
     "TOTES_AIRFLOW_PORT": "8090",
     "TOTES_PAYMENTS_API_PORT": "8091",
+    "TOTES_STATSD_PORT": "56125",
     "TOTES_SIMULATE_EVERY": "0",  # the soak changes totesys itself, inside each interval
 }
 

@@ -12,6 +12,8 @@ What runs (state under .stack/):
   (generated, seed 42, scale $TOTES_SCALE), warehouse, and totes_airflow (Airflow's metadata).
 * S3: moto's server on 127.0.0.1:55000 with the ingestion and processed buckets.
 * SMTP: a server on 127.0.0.1:55025 that keeps every mail in .stack/mail/*.eml.
+* StatsD: a receiver on 127.0.0.1:58125 (UDP) that appends Airflow's and the pipeline's metrics
+  to .stack/metrics/statsd.txt.
 * Airflow 3: the four components `airflow standalone` starts (scheduler, dag-processor,
   api-server on 127.0.0.1:8080, triggerer), started one by one so that each binds to loopback
   (standalone's built-in log servers would listen on every interface); LocalExecutor.
@@ -55,6 +57,7 @@ VENV_BIN = Path(sys.executable).parent
 PG_PORT = int(os.environ.get("TOTES_PG_PORT", "55432"))
 S3_PORT = int(os.environ.get("TOTES_S3_PORT", "55000"))
 SMTP_PORT = int(os.environ.get("TOTES_SMTP_PORT", "55025"))
+STATSD_PORT = int(os.environ.get("TOTES_STATSD_PORT", "58125"))  # UDP
 API_PORT = int(os.environ.get("TOTES_AIRFLOW_PORT", "8080"))
 PAYMENTS_API_PORT = int(os.environ.get("TOTES_PAYMENTS_API_PORT", "8081"))
 SCALE = float(os.environ.get("TOTES_SCALE", "1"))
@@ -261,6 +264,12 @@ def airflow_env(urls: dict[str, str]) -> dict[str, str]:
             "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            # Airflow's metrics and the pipeline's own (include/metrics.py) to the stack's StatsD
+            # receiver: .stack/metrics/statsd.txt
+            "AIRFLOW__METRICS__STATSD_ON": "True",
+            "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+            "AIRFLOW__METRICS__STATSD_PORT": str(STATSD_PORT),
+            "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
             # The configuration contract (README): the same names as on MWAA and in compose.
             "AIRFLOW_CONN_TOTESYS_DB": pg_airflow_connection(urls["totesys"]),
             "AIRFLOW_CONN_WAREHOUSE_DB": pg_airflow_connection(urls["warehouse"]),
@@ -346,6 +355,11 @@ def up() -> dict[str, str]:
     start_process(
         "smtp",
         [sys.executable, "-m", "devtools.smtp", "--port", str(SMTP_PORT), "--maildir", str(STACK / "mail")],
+        dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    start_process(
+        "statsd",
+        [sys.executable, "-m", "devtools.statsd", "--port", str(STATSD_PORT), "--out", str(STACK / "metrics" / "statsd.txt")],
         dict(os.environ, PYTHONPATH=str(ROOT)),
     )
     env = airflow_env(urls)
@@ -438,7 +452,7 @@ def demo() -> int:
 
 
 def down() -> int:
-    for name in ["payments-api", "simulator", *(f"airflow-{n}" for n in AIRFLOW_COMPONENTS), "smtp", "s3"]:
+    for name in ["payments-api", "simulator", *(f"airflow-{n}" for n in AIRFLOW_COMPONENTS), "statsd", "smtp", "s3"]:
         stop_process(name)
     if not os.environ.get("TOTES_PG_URL"):
         cluster = LocalCluster(STACK / "pg", PG_PORT)
@@ -449,7 +463,7 @@ def down() -> int:
 
 
 def status() -> int:
-    names = ["s3", "smtp", *(f"airflow-{n}" for n in AIRFLOW_COMPONENTS), "simulator", "payments-api"]
+    names = ["s3", "smtp", "statsd", *(f"airflow-{n}" for n in AIRFLOW_COMPONENTS), "simulator", "payments-api"]
     for name in names:
         pid = running_pid(name)
         print(f"{name:<24}{f'running (pid {pid})' if pid else 'stopped'}")

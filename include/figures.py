@@ -97,6 +97,23 @@ def record_stage(conn: psycopg.Connection, schema: str, run: Run, figures: Stage
     conn.execute(_upsert(schema, bookkeeping.STAGE_FIGURES, cols, 3), values)
 
 
+def read_stage(conn: psycopg.Connection, schema: str, run_id: str, stage: str, table: str) -> StageFigures | None:
+    """The figures a stage kept for ``run_id`` and ``table``, as committed (None: none kept)."""
+    row = conn.execute(
+        sql.SQL("SELECT seconds, {} FROM {} WHERE run_id = %s AND stage = %s AND table_name = %s").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in _STAGE_COLUMNS if c != "seconds"),
+            bookkeeping.table(schema, bookkeeping.STAGE_FIGURES),
+        ),
+        (run_id, stage, table),
+    ).fetchone()
+    if row is None:
+        return None
+    named = dict(zip((c for c in _STAGE_COLUMNS if c != "seconds"), row[1:], strict=True))
+    for c in ("window_start", "newest_change"):
+        named[c] = None if named[c] is None else str(named[c])
+    return StageFigures(stage, table, float(row[0]), **named)
+
+
 def record_checks(conn: psycopg.Connection, schema: str, run: Run, check: str, report: CheckReport) -> int:
     """Keep one ``etl_check_result`` row per table the check looked at (and one per table only a
     problem names), replacing the run's earlier ones, in one transaction; the number kept."""

@@ -549,3 +549,55 @@ def test_the_api_logs_encrypted_for_a_year_and_alarms_on_the_alerts_topic():
     assert 'metric_name = "HTTPCode_Target_5XX_Count"' in block(API, "resource", "aws_cloudwatch_metric_alarm", "errors")
     # The key of this layer is not the lake's: the API's roles can decrypt nothing of the pipeline.
     assert "data_kms_key_arn" not in "\n".join(p.read_text() for p in (TERRAFORM / API).glob("*.tf"))
+
+
+def test_the_pipelines_metrics_become_cloudwatch_metrics_from_the_task_log_lines():
+    from include.metrics import LOG_FIELDS, METRICS
+
+    declared = locals_with("mwaa", "totes_metrics")
+    names = re.search(r"^  totes_metrics += toset\(\[(.*)\]\)$", declared, flags=re.MULTILINE)[1]
+    assert set(re.findall(r'"(\w+)"', names)) == set(METRICS)  # one declaration: include/metrics.py
+    # the task log group MWAA writes, read off the environment itself
+    assert "aws_mwaa_environment.this.logging_configuration[0].task_logs[0].cloud_watch_log_group_arn" in declared
+    for name in ("by_table", "all_tables"):
+        f = block("mwaa", "resource", "aws_cloudwatch_log_metric_filter", name)
+        assert "for_each       = local.totes_metrics" in f
+        assert f'pattern        = "{{ $.{LOG_FIELDS["metric"]} = \\"${{each.key}}\\" }}"' in f
+        assert re.search(rf'^    value += "\$\.{LOG_FIELDS["value"]}"$', f, flags=re.MULTILINE), f
+        assert re.search(r"^    namespace += local\.metrics_ns$", f, flags=re.MULTILINE), f
+    by_table = block("mwaa", "resource", "aws_cloudwatch_log_metric_filter", "by_table")
+    assert f'dimensions = {{ Table = "$.{LOG_FIELDS["table"]}" }}' in by_table
+
+
+def test_alarms_fire_on_lag_over_the_promise_and_on_any_quarantined_row():
+    from include.config import FRESHNESS_LIMIT
+
+    alarms = locals_with("mwaa", "figure_alarms")
+    lag = alarms.split("rows_quarantined = {")[0]
+    assert 'metric      = "freshness_lag_seconds_all_tables"' in lag
+    assert 'statistic   = "Maximum"' in lag
+    assert f"threshold   = {int(FRESHNESS_LIMIT.total_seconds())}" in lag
+    quarantined = alarms.split("rows_quarantined = {")[1]
+    assert 'metric      = "rows_quarantined_all_tables"' in quarantined
+    assert 'statistic   = "Sum"' in quarantined
+    assert "threshold   = 0" in quarantined
+    alarm = block("mwaa", "resource", "aws_cloudwatch_metric_alarm", "figures")
+    assert "for_each          = local.figure_alarms" in alarm
+    assert 'comparison_operator = "GreaterThanThreshold"' in alarm
+    assert "threshold           = each.value.threshold" in alarm
+    assert "alarm_actions = [local.stateful.alerts_topic_arn]" in alarm
+    assert "namespace   = local.metrics_ns" in alarm
+
+
+def test_the_dashboard_shows_runs_durations_failures_lag_loads_and_quarantine():
+    from include.metrics import METRICS
+
+    body = block("mwaa", "resource", "aws_cloudwatch_dashboard", "totes_etl")
+    for metric in ("DAGDurationSuccess", "DAGDurationFailed"):
+        assert f'concat(["AmazonMWAA", "{metric}"], local.mwaa_dag)' in body
+    per_table = locals_with("mwaa", "per_table")
+    shown = re.findall(r"^    (\w+) += \"(\w+)\"$", per_table.split("per_table_titles")[0], flags=re.MULTILINE)
+    assert dict(shown) == {"freshness_lag_seconds": "Maximum", "rows_quarantined": "Sum", "rows_loaded": "Sum"}
+    assert set(dict(shown)) == set(METRICS)
+    assert "[aws_cloudwatch_metric_alarm.failed_runs.arn]" in body
+    assert "[for a in aws_cloudwatch_metric_alarm.figures : a.arn]" in body

@@ -64,6 +64,16 @@ class TotesOperator(BaseOperator):
 
         with self.warehouse() as conn:
             record_stage(conn, schema, run, figures)
+        self.emit_metrics(figures)
+
+    @staticmethod
+    def emit_metrics(figures: StageFigures | None) -> None:
+        """The metrics of committed figures: through Airflow's Stats and the task log (include.metrics)."""
+        if figures is None:
+            return
+        from include.metrics import emit, of_stage
+
+        emit(of_stage(figures))
 
     def warehouse_asset(self, conn: psycopg.Connection, schema: str, table: str) -> Asset:
         """The Asset of a warehouse table, named from the open connection to it (include.assets):

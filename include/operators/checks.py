@@ -32,16 +32,21 @@ class WarehouseCheckOperator(TotesOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.checks import CheckFailed, run_check
+        from include.checks import CheckFailed, CheckReport, run_check
         from include.figures import record_checks
+        from include.metrics import emit, of_check
 
         run = run_of(context)
         # read-only for the check itself; a second connection keeps its result (etl_check_result)
         with self.source() as src, self.warehouse(read_only=True) as wh, self.warehouse() as keep:
+
+            def keep_and_emit(report: CheckReport) -> None:
+                record_checks(keep, self.schema, run, self.check, report)
+                emit(of_check(self.check, report))  # once kept (committed), as the stages' metrics
+
             try:
                 return run_check(
-                    self.check, src, wh, self.schema, run,
-                    record=lambda report: record_checks(keep, self.schema, run, self.check, report),
+                    self.check, src, wh, self.schema, run, record=keep_and_emit,
                 ).to_xcom()  # fmt: skip
             except CheckFailed as failed:
                 raise AirflowFailException(str(failed)) from None

@@ -65,6 +65,7 @@ class ProcessedToWarehouseOperator(TotesOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from include.figures import read_stage
         from include.load import load_table
         from include.registry import WAREHOUSE
         from include.results import TransformResult
@@ -76,6 +77,8 @@ class ProcessedToWarehouseOperator(TotesOperator):
         with self.warehouse() as conn:
             result = load_table(conn, self.lake(self.bucket), self.schema, WAREHOUSE[self.table], transformed, run)
             wrote = self.warehouse_asset(conn, self.schema, self.table) if result.written else None
+            # the load's figures were written in its transaction: its metrics are what committed
+            self.emit_metrics(read_stage(conn, self.schema, run.run_id, "load", self.table))
         window = {"start": run.interval_start.isoformat(), "end": run.interval_end.isoformat()}
         self.announce(context, wrote, written=result.written, rejected=result.rejected, replayed=result.replayed, window=window)
         return result.to_xcom()

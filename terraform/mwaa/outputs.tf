@@ -67,3 +67,8 @@ output "failed_runs_alarm_arn" {
   description = "ARN of the CloudWatch alarm on failed totes_etl runs."
   value       = aws_cloudwatch_metric_alarm.failed_runs.arn
 }
+
+output "dashboard_name" {
+  description = "The CloudWatch dashboard of totes_etl: runs, durations, failures, freshness lag, rows loaded and quarantined."
+  value       = aws_cloudwatch_dashboard.totes_etl.dashboard_name
+}
