@@ -105,8 +105,6 @@ class Setup:
                 "AIRFLOW_HOME": str(airflow_home),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-                # dag.test() creates the run as the scheduler does: the deadline reference's plugin
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
                 "AIRFLOW_CONN_TOTESYS_DB": pg_airflow_connection(self.totesys),
                 "AIRFLOW_CONN_AWS_DEFAULT": airflow_connection(svc.s3_endpoint),

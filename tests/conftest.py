@@ -36,8 +36,8 @@ _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="totes-airflow-"))
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
-# The project's plugins, as on every deployment: the scheduler's side of dag.test() looks
-# totes_etl's deadline reference up there (plugins/totes_deadline.py).
+# The project's plugins, as on every deployment: test_deadline decodes the DAG's deadline alert
+# as the scheduler does, which looks its reference up among them (plugins/totes_deadline.py).
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
 os.environ.setdefault("PYTHONPATH", str(ROOT))

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 
-from devtools.dag_test import without_deadline
+from devtools.dag_test import run_once  # dag.test(), as Airflow 3.3.1 can run this DAG
 from devtools.s3 import client as s3_client
 from tests.expected import expected_warehouse, warehouse_snapshot
 
@@ -31,8 +31,7 @@ class Pipeline:
         tasks cleared and run anew, as a clear in the UI does)."""
         logical_date = datetime.fromisoformat(interval_end + "+00:00")
         run_after = rerun_of.run_after if rerun_of is not None else None  # the run id is made of it
-        with without_deadline(self.dag):  # an Airflow 3.3.1 limit of dag.test() (devtools/dag_test.py)
-            dr = self.dag.test(logical_date=logical_date, run_after=run_after, run_conf=conf or None)
+        dr = run_once(self.dag, logical_date=logical_date, run_after=run_after, run_conf=conf or None)
         self.runs.append(dr)
         assert expect is None or dr.state == expect, f"run {interval_end} ended {dr.state}, expected {expect}"
         return dr
