@@ -207,7 +207,9 @@ def report(summary: dict, runs: list[dict], memory: list[dict]) -> str:
     lines = [
         "# totes_etl soak",
         "",
-        f"`make soak` on {summary['machine']}, {summary['date']}: {summary['intervals']} intervals on the local stack "
+        f"`make soak` on {summary['machine']}, {summary['date']}: "
+        + ("" if summary.get("complete", True) else f"**stopped after {summary['runs']} of** ")
+        + f"{summary['intervals']} intervals on the local stack "
         f"(LocalExecutor), totesys changed at {summary['rate']}x the live rate, {summary['kills']} runs killed at a "
         f"random instant, one backfill over {summary['backfill_intervals']} intervals.",
         "",
@@ -274,6 +276,24 @@ def main(argv: list[str] | None = None) -> int:
     plan = ChangePlan.of_size(33 * LIVE_PLANS_PER_INTERVAL * args.rate)  # a live ChangePlan touches ~33 rows
     runs, memory, facts_before, backfill = [], [], None, {}
     memory.append({"run": 0, "rss": component_memory(stack)})
+    # A soak stopped early (SIGTERM, Ctrl-C) still reports what it saw: the report is rewritten
+    # after every run, and once more when the stack comes down.
+    signal.signal(signal.SIGTERM, _stop)
+
+    def scheduled_runs() -> int:
+        (n,) = soak.meta.execute("SELECT count(*) FROM dag_run WHERE dag_id = 'totes_etl' AND run_type = 'scheduled'").fetchone()
+        return n
+
+    def write(done: bool) -> dict:
+        summary = summarise(args, runs, backfill, kill_runs, scheduled_runs(), complete=done)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report(summary, runs, memory))
+        args.out.with_suffix(".json").write_text(
+            json.dumps({"summary": summary, "runs": runs, "memory": memory, "backfill": backfill}, indent=1)
+        )
+        return summary
+
+    summary = None
     try:
         for i in range(args.intervals):
             end = FIRST_END + i * PERIOD
@@ -307,17 +327,36 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 facts_before = after
-        (scheduled,) = soak.meta.execute(
-            "SELECT count(*) FROM dag_run WHERE dag_id = 'totes_etl' AND run_type = 'scheduled'"
-        ).fetchone()
+            write(done=False)
+        summary = write(done=True)
+    except KeyboardInterrupt:
+        print(f"[soak] stopped after {len(runs)} of {args.intervals} intervals", flush=True)
+        if runs:
+            memory.append({"run": len(runs), "rss": component_memory(stack)})
+            summary = write(done=False)
     finally:
         if not args.keep:
             stack.down()
-    durations = [r["seconds"] for r in runs]
-    summary = {
+    if summary is None:
+        return 1
+    print(args.out.read_text())
+    ok = summary["lost"] == 0 and summary["duplicated"] == 0 and summary["succeeded"] == summary["runs"]
+    return 0 if ok and summary["backfill_changed"] == 0 and summary["complete"] else 1
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def summarise(
+    args: argparse.Namespace, runs: list[dict], backfill: dict, kill_runs: set[int], scheduled: int, *, complete: bool
+) -> dict:
+    durations = [r["seconds"] for r in runs] or [0.0]
+    return {
         "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "intervals": args.intervals,
+        "complete": complete,
         "rate": args.rate,
         "kills": len(kill_runs),
         "backfill_intervals": args.backfill,
@@ -333,14 +372,6 @@ def main(argv: list[str] | None = None) -> int:
         "backfill_changed": backfill.get("changed", 0),
         "scheduled_runs": scheduled,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report(summary, runs, memory))
-    args.out.with_suffix(".json").write_text(
-        json.dumps({"summary": summary, "runs": runs, "memory": memory, "backfill": backfill}, indent=1)
-    )
-    print(args.out.read_text())
-    ok = summary["lost"] == 0 and summary["duplicated"] == 0 and summary["succeeded"] == summary["runs"]
-    return 0 if ok and summary["backfill_changed"] == 0 else 1
 
 
 if __name__ == "__main__":
