@@ -58,3 +58,30 @@ class ThreadedS3Server:
 
     def stop(self) -> None:
         self._server.stop()
+
+
+def sqs_client(endpoint_url: str) -> Any:
+    return boto3.client(
+        "sqs", endpoint_url=endpoint_url, region_name=REGION, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY
+    )
+
+
+def notify_queue(endpoint_url: str, bucket: str, prefix: str, queue: str) -> str:
+    """An SQS queue that receives the bucket's ObjectCreated notifications under ``prefix``, as
+    terraform/mwaa sets it up on AWS (moto's S3 sends them to its own SQS); the queue's URL."""
+    sqs = sqs_client(endpoint_url)
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    client(endpoint_url).put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+                }
+            ]
+        },
+    )
+    return url

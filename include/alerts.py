@@ -86,6 +86,27 @@ def quarantine_notifier(waiting: list[tuple[str, str, int, str, str]]) -> Any:
     return failure_notifier(subject=f"[totes_etl] {total} row(s) quarantined in {{{{ run_id }}}}", html_content=body)
 
 
+def file_quarantine_notifier(feed: str, bucket: str, refused: list[tuple[str, str, str]], lake_bucket: str) -> Any:
+    """The mail that says which files of a feed a run quarantined: (source key, reason, quarantine key) rows."""
+    lines = "".join(
+        "<tr>"
+        + "".join(f"<td>{_inert(v)}</td>" for v in (f"s3://{bucket}/{key}", reason, f"s3://{lake_bucket}/{where}"))
+        + "</tr>"
+        for key, reason, where in refused
+    )
+    body = (
+        f"<h3>{len(refused)} file(s) of feed {_inert(feed)} quarantined by {{{{ dag.dag_id }}}}, run {{{{ run_id }}}}</h3>"
+        "<p>They were not loaded; the feed's other files were. A corrected file (a new upload, or a new key) is "
+        "taken by the next pick-up. See the README, 'File feeds'.</p>"
+        "<table><tr><th>file</th><th>reason</th><th>kept at</th></tr>"
+        f"{lines}</table>"
+        '<p>Log: <a href="{{ ti.log_url }}">{{ ti.log_url }}</a></p>'
+    )
+    return failure_notifier(
+        subject=f"[totes_etl] {len(refused)} file(s) of {_inert(feed)} quarantined in {{{{ run_id }}}}", html_content=body
+    )
+
+
 def task_defaults(*, retry_delay: timedelta, max_retry_delay: timedelta, execution_timeout: timedelta) -> dict[str, Any]:
     """The ``default_args`` of the project's DAGs: an owner, three retries with exponential
     back-off, and the failure e-mail."""

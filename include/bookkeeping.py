@@ -9,6 +9,8 @@
 * ``etl_load_log``: one row per table per run that loaded something; the freshness check reads it.
 * ``etl_stage_figures`` and ``etl_check_result``: what each run's stages did and what its
   checks found, per table, kept 90 days (include.figures).
+* ``etl_file``: every object of a file feed taken, at its ETag, and what became of it
+  (loaded, superseded, quarantined), so that each is taken once (include.files).
 * ``etl_outside_write``: every statement that changed a warehouse table without being a
   pipeline load (a hand fix, a stray script), recorded by triggers (include.ddl) until a person
   accepts it; ``check.reconcile`` fails while one is not accepted (include.checks).
@@ -33,6 +35,7 @@ LOAD_LOG = "etl_load_log"
 OUTSIDE_WRITE = "etl_outside_write"
 STAGE_FIGURES = "etl_stage_figures"
 CHECK_RESULT = "etl_check_result"
+FILE_LEDGER = "etl_file"
 
 # A pipeline load names itself in this transaction-local setting; the triggers that record
 # writes outside the pipeline skip a statement made under it (include.ddl, include.load).
@@ -110,11 +113,30 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("problems", "text"),
         ("recorded_at", "timestamptz NOT NULL DEFAULT clock_timestamp()"),
     ),
+    # Every object of a file feed the pipeline took, at its ETag (include.files): a file is
+    # taken once, whatever reruns, sweeps and duplicate notifications do.
+    FILE_LEDGER: (
+        ("feed", "varchar NOT NULL"),
+        ("object_key", "varchar NOT NULL"),
+        ("etag", "varchar NOT NULL"),
+        ("version_id", "varchar"),
+        ("size", "bigint"),
+        ("last_modified", "timestamp(3)"),
+        ("outcome", "varchar NOT NULL"),  # loaded, superseded or quarantined
+        ("reason", "text"),  # why it was quarantined
+        ("scope", "varchar"),  # the document's scope (the targets' month), once parsed
+        ("published_at", "timestamp(3)"),
+        ("lake_key", "varchar"),  # the file as it came (ingestion bucket), or its quarantine copy
+        ("superseded_by", "varchar"),  # the key of the later document of its scope
+        ("run_id", "varchar NOT NULL"),
+        ("taken_at", "timestamptz NOT NULL DEFAULT clock_timestamp()"),
+    ),
 }
 CONSTRAINTS: dict[str, str] = {
     DIMENSION_VERSION: "PRIMARY KEY (dimension, id)",
     STAGE_FIGURES: "PRIMARY KEY (run_id, stage, table_name)",
     CHECK_RESULT: "PRIMARY KEY (run_id, check_name, table_name)",
+    FILE_LEDGER: "PRIMARY KEY (feed, object_key, etag)",
 }
 
 

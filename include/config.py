@@ -26,6 +26,9 @@ VARIABLES: dict[str, str] = {
     "totes_processed_bucket": "totes-processed",
     "totes_warehouse_schema": "public",
     "totes_alert_emails": "data-alerts@terrifictotes.com",
+    # The sales targets feed (include.registry.SALES_TARGETS): the sales department's bucket.
+    "totes_targets_bucket": "totes-sales-targets",
+    "totes_targets_prefix": "sales-targets/",
 }
 
 
@@ -57,3 +60,6 @@ FX_LAKE_TABLE = "fx_rates"  # the key prefix of its answers in the ingestion buc
 # On a weekend or an ECB holiday the API answers with the last business day's rates. The longest
 # ECB closure (Good Friday to Easter Monday) makes them 4 days old; older than this is refused.
 FX_MAX_RATE_AGE = timedelta(days=5)
+
+# File feeds (dags/totes_files.py): a pick-up's tasks are short, and a file waits at most one sweep.
+FEED_SWEEP_PERIOD = timedelta(minutes=15)

@@ -544,9 +544,158 @@ def tables_under(view: ExtensionView) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-EXTENSION_TABLES: tuple[ExtensionTable, ...] = (FX_RATE,)
+# --------------------------------------------------------------------------------------------
+# File feeds: JSON documents a partner drops into a bucket of its own (include.files)
+# --------------------------------------------------------------------------------------------
+# A feed is a declaration: where its files land, what one document holds, which records it
+# identifies and how a later document supersedes an earlier one. dags/totes_files.py makes one
+# DAG per feed and include.files reads the declaration; a second feed adds an entry to
+# FILE_FEEDS (and its warehouse table to EXTENSION_TABLES), no code.
+
+
+@dataclass(frozen=True)
+class JsonField:
+    """A field of a feed's JSON document, as it must appear, and the SQL type it is stored as.
+
+    ``kind`` says what JSON value is accepted (include.files.read_value):
+    * ``integer``: a JSON integer (not a boolean, not 1.0), 0 <= value < 2**31;
+    * ``decimal``: a JSON number with at most ``type``'s scale of decimals that fits its
+      precision, not negative;
+    * ``code``: a string of exactly ``type``'s length of capital letters (a currency code);
+    * ``month``: ``YYYY-MM`` (stored as the month's first day);
+    * ``timestamp``: ISO 8601 with a time zone (stored in UTC, to the millisecond).
+    """
+
+    name: str
+    kind: Literal["integer", "decimal", "code", "month", "timestamp"]
+    type: SqlType
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A record field whose value must name a row of a warehouse table: matched on ``column``
+    of ``table``, stored as that table's key ``stored_as``. An unknown value quarantines the file."""
+
+    field: str
+    table: str
+    column: str
+    stored_as: str
+
+
+@dataclass(frozen=True)
+class FileFeed:
+    """A feed of JSON documents in a partner's bucket (include.files, README "File feeds").
+
+    Each document covers one ``scope`` (a header field: the sales targets' month) and was
+    published at ``published`` (a header timestamp); its ``records`` list holds records of
+    ``fields``, unique by ``record_key`` within the document. A document replaces every record
+    its scope had: the one with the latest (``published``, the object's LastModified) wins, and
+    an older one arriving later changes nothing.
+
+    The bucket and key prefix are Airflow variables (``bucket_variable``, ``prefix_variable``);
+    an object larger than ``max_bytes`` is quarantined without being parsed. The feed is swept
+    every ``sweep_cron`` (listing the prefix) and, where a queue of the bucket's notifications is
+    configured, picked up as files land (dags/totes_files.py)."""
+
+    name: str  # the lake table (<name>/date=/run=/ in the ingestion bucket) and the DAG's suffix
+    table: ExtensionTable
+    bucket_variable: str
+    prefix_variable: str
+    scope: JsonField
+    scope_column: str  # the warehouse column the scope is stored in
+    published: JsonField
+    records: str
+    fields: tuple[JsonField, ...]
+    record_key: tuple[str, ...]
+    lookups: tuple[Lookup, ...] = ()
+    max_bytes: int = 1 << 20
+    sweep_cron: str = "*/15 * * * *"
+
+    @property
+    def dag_id(self) -> str:
+        return f"totes_feed_{self.name}"
+
+    @property
+    def header(self) -> tuple[JsonField, ...]:
+        return (self.scope, self.published)
+
+    def stored_name(self, field_name: str) -> str:
+        """The warehouse column a record field is stored in (a lookup: the table's key)."""
+        return next((lk.stored_as for lk in self.lookups if lk.field == field_name), field_name)
+
+
+# Provenance every feed's warehouse table carries: which object, at which version, a row came from.
+FILE_PROVENANCE: tuple[Column, ...] = (
+    Column("published_at", TIMESTAMP_MS),
+    _v("source_key"),
+    _v("source_etag"),
+    _v("source_version", nullable=True),  # the object's VersionId where the bucket keeps versions
+)
+
+# sales_target: the sales team's monthly targets per salesperson and currency, from
+# s3://<totes_targets_bucket>/sales-targets/YYYY/MM/targets-YYYY-MM.json.
+SALES_TARGET = ExtensionTable(
+    "sales_target",
+    (
+        _int("staff_id", references="dim_staff"),
+        Column("target_month", DATE),
+        _int("currency_id", references="dim_currency"),
+        _int("target_units"),
+        Column("target_value", numeric(12, 2)),
+        *FILE_PROVENANCE,
+    ),
+    primary_key=("staff_id", "target_month", "currency_id"),
+    loaded_by="totes_feed_sales_targets",
+)
+
+SALES_TARGETS = FileFeed(
+    name="sales_targets",
+    table=SALES_TARGET,
+    bucket_variable="totes_targets_bucket",
+    prefix_variable="totes_targets_prefix",
+    scope=JsonField("month", "month", DATE),
+    scope_column="target_month",
+    published=JsonField("published_at", "timestamp", TIMESTAMP_MS),
+    records="targets",
+    fields=(
+        JsonField("staff_id", "integer", INTEGER),
+        JsonField("currency_code", "code", varchar(3)),
+        JsonField("target_units", "integer", INTEGER),
+        JsonField("target_value", "decimal", numeric(12, 2)),
+    ),
+    record_key=("staff_id", "currency_code"),
+    lookups=(
+        Lookup("staff_id", "dim_staff", "staff_id", "staff_id"),
+        Lookup("currency_code", "dim_currency", "currency_code", "currency_id"),
+    ),
+)
+
+FILE_FEEDS: tuple[FileFeed, ...] = (SALES_TARGETS,)
+
+# sales_vs_target: each salesperson's sales per month and currency (every sales order once, at
+# its latest version, in the month it was agreed: created_date) beside the month's target; a
+# month with a target and no sale shows 0 sold, a sale without a target a NULL target.
+SALES_VS_TARGET = ExtensionView(
+    "sales_vs_target",
+    reads=("fact_sales_order", "sales_target"),
+    query=(
+        "WITH sold AS ("
+        "  SELECT sales_staff_id AS staff_id, date_trunc('month', created_date)::date AS target_month, currency_id,"
+        "         sum(units_sold)::bigint AS units_sold, sum(units_sold * unit_price) AS value_sold"
+        "  FROM (SELECT DISTINCT ON (sales_order_id) * FROM {fact_sales_order}"
+        "        ORDER BY sales_order_id, last_updated_date DESC, last_updated_time DESC) latest"
+        "  GROUP BY 1, 2, 3"
+        ") SELECT staff_id, target_month, currency_id,"
+        " coalesce(s.units_sold, 0) AS units_sold, coalesce(s.value_sold, 0) AS value_sold,"
+        " t.target_units, t.target_value,"
+        " round(100.0 * coalesce(s.value_sold, 0) / nullif(t.target_value, 0), 1) AS value_pct_of_target"
+        " FROM sold s FULL JOIN {sales_target} t USING (staff_id, target_month, currency_id)"
+    ),
+)
+
+EXTENSION_TABLES: tuple[ExtensionTable, ...] = (FX_RATE, *(f.table for f in FILE_FEEDS))
 # In creation order: a view comes after the views it reads.
-EXTENSION_VIEWS: tuple[ExtensionView, ...] = (SALES_IN_GBP, SALES_BY_MONTH_GBP)
+EXTENSION_VIEWS: tuple[ExtensionView, ...] = (SALES_IN_GBP, SALES_BY_MONTH_GBP, SALES_VS_TARGET)
 # The reports totes_reports refreshes.
 MATERIALIZED_VIEWS: tuple[ExtensionView, ...] = tuple(v for v in EXTENSION_VIEWS if v.materialized)
 
@@ -626,5 +775,33 @@ def check_extensions(
         known.add(v.name)
 
 
+def check_feeds(feeds: tuple[FileFeed, ...] = FILE_FEEDS) -> None:
+    """A feed's fields are plain identifiers; its record key and lookups name its fields; its
+    warehouse table holds the scope, every stored field and the provenance, keyed by the scope
+    and the record key (as stored)."""
+    names = [f.name for f in feeds]
+    if len(names) != len(set(names)):
+        raise ValueError("two file feeds share a name")
+    for feed in feeds:
+        _identifiers(feed.name, feed.records, *(f.name for f in (*feed.header, *feed.fields)))
+        field_names = [f.name for f in feed.fields]
+        if not feed.record_key or not set(feed.record_key) <= set(field_names):
+            raise ValueError(f"{feed.name}: record key {feed.record_key} is not among its fields")
+        for lk in feed.lookups:
+            if lk.field not in field_names or lk.table not in WAREHOUSE:
+                raise ValueError(f"{feed.name}: lookup {lk} names an unknown field or table")
+            if lk.column not in WAREHOUSE[lk.table].column_names or lk.stored_as != WAREHOUSE[lk.table].primary_key:
+                raise ValueError(f"{feed.name}: lookup {lk} must match a column of {lk.table} and store its key")
+        stored = [feed.stored_name(f) for f in field_names]
+        table_scope = feed.scope_column
+        wanted = [*stored, table_scope, *(c.name for c in FILE_PROVENANCE)]
+        if sorted(wanted) != sorted(feed.table.column_names):
+            raise ValueError(f"{feed.name}: {feed.table.name} must hold exactly {wanted}")
+        key = {table_scope, *(feed.stored_name(k) for k in feed.record_key)}
+        if set(feed.table.primary_key) != key:
+            raise ValueError(f"{feed.name}: {feed.table.name}'s key must be {sorted(key)}")
+
+
 check_registry()
 check_extensions()
+check_feeds()

@@ -116,6 +116,28 @@ class FxLoadResult(XComResult):
 
 
 @dataclass(frozen=True)
+class FeedPickUpResult(XComResult):
+    feed: str
+    listed: int = 0  # objects under the prefix
+    new: int = 0  # of those, not in the ledger at their ETag
+    kept: int = 0
+    quarantined: int = 0
+    rows: int = 0  # records of the kept files
+    manifest_key: str | None = None  # None: nothing kept
+    bytes: int = 0  # of the kept files
+
+
+@dataclass(frozen=True)
+class FeedLoadResult(XComResult):
+    feed: str
+    files: int = 0
+    loaded: int = 0
+    superseded: int = 0  # an older document of a scope that has a later one
+    again: int = 0  # already in the ledger: a rerun or a second notification
+    written: int = 0  # rows deleted and inserted
+
+
+@dataclass(frozen=True)
 class ReportResult(XComResult):
     view: str
     rows: int = 0

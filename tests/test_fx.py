@@ -410,19 +410,12 @@ def test_an_unreachable_api_is_retried_then_fails_and_mails(fx, smtp_server, mon
 
 def _sales(rig: FxRig) -> None:
     """Five sales orders, one with two versions, in three currencies over three days."""
-    import pyarrow as pa
-
-    from include.derive import dim_date
+    from tests.warehouse_rows import add_sales_dimensions
 
     days = [date(2024, 11, 13) + timedelta(days=i) for i in range(8)]
     with psycopg.connect(rig.warehouse_url, autocommit=True, options=f"-c search_path={rig.schema}") as wh:
-        for row in dim_date(pa.array(days, pa.date32())).to_pylist():
-            wh.execute("INSERT INTO dim_date VALUES (%(date_id)s, %(year)s, %(month)s, %(day)s, %(day_of_week)s, "
-                       "%(day_name)s, %(month_name)s, %(quarter)s)", row)  # fmt: skip
+        add_sales_dimensions(wh, days)
         wh.execute("INSERT INTO dim_staff VALUES (1, 'Ann', 'Lee', 'Sales', 'Leeds', 'ann@terrifictotes.com')")
-        wh.execute("INSERT INTO dim_counterparty VALUES (1, 'Co', 'l1', NULL, NULL, 'City', 'P1', 'UK', '0123')")
-        wh.execute("INSERT INTO dim_design VALUES (1, 'Bag', '/d', 'bag.json')")
-        wh.execute("INSERT INTO dim_location VALUES (1, 'l1', NULL, NULL, 'City', 'P1', 'UK', '0123')")
         orders = [
             # sales_order_id, created, last updated (date, time), units, unit price, currency
             (1, "2024-11-15", "2024-11-15", "10:00", 100, "2.50", EUR),

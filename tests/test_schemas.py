@@ -67,6 +67,19 @@ FX_RATE = [
     ("source", spec.VARCHAR, False),
 ]
 FX_RATE_FOREIGN_KEYS = {("fx_rate", "date_id"): "dim_date", ("fx_rate", "currency_id"): "dim_currency"}
+# The sales targets feed (README "File feeds"), written down by hand too.
+SALES_TARGET = [
+    ("staff_id", spec.INT, False),
+    ("target_month", spec.DATE, False),
+    ("currency_id", spec.INT, False),
+    ("target_units", spec.INT, False),
+    ("target_value", spec.NUM, False),
+    ("published_at", spec.TS, False),
+    ("source_key", spec.VARCHAR, False),
+    ("source_etag", spec.VARCHAR, False),
+    ("source_version", spec.VARCHAR, True),
+]
+SALES_TARGET_FOREIGN_KEYS = {("sales_target", "staff_id"): "dim_staff", ("sales_target", "currency_id"): "dim_currency"}
 SALES_IN_GBP = [  # views report every column nullable
     ("sales_record_id", spec.INT, True),
     ("sales_order_id", spec.INT, True),
@@ -181,16 +194,19 @@ def test_totesys_foreign_key_actions_behave(totesys):
 def test_warehouse_matches_spec(warehouse_conn, schema):
     created = ensure_warehouse_schema(warehouse_conn, schema)
     assert set(spec.WAREHOUSE) <= set(created)
-    # the 11 star-schema tables, plus the pipeline's six bookkeeping tables (README) and the
-    # foreign-exchange extension's rates table (docs/fx_rates.md)
+    # the 11 star-schema tables, plus the pipeline's seven bookkeeping tables (README), the
+    # foreign-exchange extension's rates table (docs/fx_rates.md) and the sales targets feed's
+    # table (README, "File feeds")
     assert base_tables(warehouse_conn, schema) == set(spec.WAREHOUSE) | {
         "etl_check_result",
         "etl_dimension_version",
+        "etl_file",
         "etl_load_log",
         "etl_outside_write",
         "etl_quarantine",
         "etl_stage_figures",
         "fx_rate",
+        "sales_target",
     }
     # each star-schema table records the writes made outside the pipeline (README)
     triggers = warehouse_conn.execute(
@@ -206,7 +222,7 @@ def test_warehouse_matches_spec(warehouse_conn, schema):
     for table, col in spec.WAREHOUSE_PRIMARY_KEYS.items():
         assert pks[table][1] == col
     fks = {k: v[0] for k, v in foreign_keys(warehouse_conn, schema).items()}
-    assert fks == spec.WAREHOUSE_FOREIGN_KEYS | FX_RATE_FOREIGN_KEYS
+    assert fks == spec.WAREHOUSE_FOREIGN_KEYS | FX_RATE_FOREIGN_KEYS | SALES_TARGET_FOREIGN_KEYS
     # numeric(10,2) money, serial record ids
     details = {
         (t, c): (p, s, d)
@@ -334,3 +350,34 @@ def test_unique_version_constraint_rejects_a_second_copy(warehouse_conn):
     c.execute(f"INSERT INTO fact_payment {cols} VALUES {row}")
     with pytest.raises(psycopg.errors.UniqueViolation):
         c.execute(f"INSERT INTO fact_payment {cols} VALUES {row}")
+
+
+@pytest.mark.parametrize("schema", ["public", "project_team_3"])
+def test_sales_target_and_sales_vs_target_are_created_column_by_column(warehouse_conn, schema):
+    created = ensure_warehouse_schema(warehouse_conn, schema)
+    assert {"sales_target", "sales_vs_target", "etl_file"} <= set(created)
+    assert columns(warehouse_conn, schema, "sales_target") == SALES_TARGET
+    (precision,) = warehouse_conn.execute(
+        "SELECT (numeric_precision, numeric_scale)::text FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = 'sales_target' AND column_name = 'target_value'",
+        (schema,),
+    ).fetchone()
+    assert precision == "(12,2)"
+    key = warehouse_conn.execute(
+        "SELECT kcu.column_name FROM information_schema.table_constraints tc JOIN information_schema.key_column_usage kcu "
+        "ON kcu.constraint_name = tc.constraint_name AND kcu.table_schema = tc.table_schema "
+        "WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = %s AND tc.table_name = 'sales_target' "
+        "ORDER BY kcu.ordinal_position",
+        (schema,),
+    ).fetchall()
+    assert [k for (k,) in key] == ["staff_id", "target_month", "currency_id"]
+    assert columns(warehouse_conn, schema, "sales_vs_target") == [
+        ("staff_id", spec.INT, True),
+        ("target_month", spec.DATE, True),
+        ("currency_id", spec.INT, True),
+        ("units_sold", "bigint", True),
+        ("value_sold", spec.NUM, True),
+        ("target_units", spec.INT, True),
+        ("target_value", spec.NUM, True),
+        ("value_pct_of_target", spec.NUM, True),
+    ]

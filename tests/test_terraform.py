@@ -161,6 +161,7 @@ def test_mwaa_gives_the_dags_what_their_assets_name_without_a_secret():
         "ingestion_bucket": "local.stateful.ingestion_bucket",
         "processed_bucket": "local.stateful.processed_bucket",
         "warehouse_schema": "local.stateful.warehouse_schema",
+        "sales_targets_queue_url": "local.stateful.sales_targets_queue_url",
     }
     assert '{ "totes.warehouse" = var.warehouse_asset_location }' in env
     # the environment MWAA makes of them is what the DAGs read
@@ -173,6 +174,46 @@ def test_mwaa_gives_the_dags_what_their_assets_name_without_a_secret():
     }
     stateful = block("stateful", "output", "warehouse_schema")
     assert "value       = var.warehouse_schema" in stateful
+
+
+def test_the_sales_targets_bucket_notifies_an_encrypted_queue_that_mwaa_polls_and_reads_nothing_else():
+    """README "File feeds": S3 -> SQS (with a dead-letter queue, encrypted), the AssetWatcher's
+    queue URL from MWAA's [totes] options, and read-only access to the feed's prefix."""
+    from include.config import VARIABLES
+    from include.feeds import queue_url
+    from include.registry import SALES_TARGETS
+
+    queue = block("stateful", "resource", "aws_sqs_queue", "sales_targets")
+    dead_letter = block("stateful", "resource", "aws_sqs_queue", "sales_targets_dead_letter")
+    for q in (queue, dead_letter):
+        assert "kms_master_key_id                 = aws_kms_key.data.arn" in q
+    assert "deadLetterTargetArn = aws_sqs_queue.sales_targets_dead_letter.arn" in queue
+    notification = block("stateful", "resource", "aws_s3_bucket_notification", "sales_targets")
+    assert 'events        = ["s3:ObjectCreated:*"]' in notification
+    assert "filter_prefix = var.sales_targets_prefix" in notification
+    policy = block("stateful", "data", "aws_iam_policy_document", "sales_targets_queue")
+    assert 'actions   = ["sqs:SendMessage"]' in policy
+    assert 'variable = "aws:SourceArn"' in policy
+    assert '"S3NotifiesTheEncryptedQueue"' in (TERRAFORM / "stateful" / "kms.tf").read_text()
+    alarm = block("stateful", "resource", "aws_cloudwatch_metric_alarm", "sales_targets_dead_letter")
+    assert "alarm_actions       = [aws_sns_topic.alerts.arn]" in alarm
+    # the prefix's default is the variable's default of include/config.py
+    variable = block("stateful", "variable", "sales_targets_prefix")
+    assert f'default     = "{VARIABLES["totes_targets_prefix"]}"' in variable
+
+    # MWAA's option is what the DAG file reads at parse time
+    env = block("mwaa", "resource", "aws_mwaa_environment", "this")
+    (option,) = re.findall(r'^      "totes\.(sales_targets_queue_url)" += ', env, flags=re.MULTILINE)
+    assert queue_url(SALES_TARGETS, {f"AIRFLOW__TOTES__{option.upper()}": "https://sqs/q"}) == "https://sqs/q"
+
+    # the execution role: list and read the feed's prefix, take the queue's messages; never write there
+    role = block("mwaa", "data", "aws_iam_policy_document", "execution")
+    statements = {m[0]: m[1] for m in re.findall(r'sid       = "(\w+)"\n    actions   = \[([^\]]*)\]', role)}
+    assert statements["ListTheSalesTargetsPrefix"] == '"s3:ListBucket"'
+    assert statements["ReadTheSalesTargets"] == '"s3:GetObject", "s3:GetObjectVersion"'
+    assert "sqs:SendMessage" not in statements["TakeTheSalesTargetsNotifications"]
+    assert 'resources = ["${local.stateful.sales_targets_bucket_arn}/${local.stateful.sales_targets_prefix}*"]' in role
+    assert role.count("local.stateful.sales_targets_bucket_arn") == 2  # the two statements above, nothing else
 
 
 def test_every_airflow_component_logs_to_cloudwatch():

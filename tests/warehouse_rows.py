@@ -50,3 +50,15 @@ def add_dimension_rows(wh, *, staff: bool = True) -> None:
     wh.execute("INSERT INTO dim_location VALUES (1, 'l1', NULL, NULL, 'c', 'p', 'x', '1') ON CONFLICT DO NOTHING")
     if staff:
         wh.execute("INSERT INTO dim_staff VALUES (1, 'A', 'B', 'Sales', 'Leeds', 'a@b') ON CONFLICT DO NOTHING")
+
+
+def add_sales_dimensions(wh, days) -> None:
+    """dim_date rows for ``days`` and the one counterparty, design and location a sales order needs."""
+    from include.derive import dim_date
+
+    for row in dim_date(pa.array(days, pa.date32())).to_pylist():
+        wh.execute("INSERT INTO dim_date VALUES (%(date_id)s, %(year)s, %(month)s, %(day)s, %(day_of_week)s, "
+                   "%(day_name)s, %(month_name)s, %(quarter)s)", row)  # fmt: skip
+    wh.execute("INSERT INTO dim_counterparty VALUES (1, 'Co', 'l1', NULL, NULL, 'City', 'P1', 'UK', '0123')")
+    wh.execute("INSERT INTO dim_design VALUES (1, 'Bag', '/d', 'bag.json')")
+    wh.execute("INSERT INTO dim_location VALUES (1, 'l1', NULL, NULL, 'City', 'P1', 'UK', '0123')")

@@ -128,6 +128,31 @@ data "aws_iam_policy_document" "execution" {
     resources = [for arn in local.lake_bucket_arns : "${arn}/*"]
   }
 
+  # --- the sales targets feed (README "File feeds"): read-only, its prefix only ----------------
+  statement {
+    sid       = "ListTheSalesTargetsPrefix"
+    actions   = ["s3:ListBucket"]
+    resources = [local.stateful.sales_targets_bucket_arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.stateful.sales_targets_prefix}*"]
+    }
+  }
+
+  statement {
+    sid       = "ReadTheSalesTargets"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = ["${local.stateful.sales_targets_bucket_arn}/${local.stateful.sales_targets_prefix}*"]
+  }
+
+  statement {
+    sid       = "TakeTheSalesTargetsNotifications"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
+    resources = [local.stateful.sales_targets_queue_arn]
+  }
+
   statement {
     sid       = "ReadTheAirflowSecrets"
     actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
@@ -135,14 +160,14 @@ data "aws_iam_policy_document" "execution" {
   }
 
   statement {
-    sid       = "UseTheDataKeyThroughS3AndSecretsManager"
+    sid       = "UseTheDataKeyThroughS3SecretsManagerAndSqs"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
     resources = [local.stateful.data_kms_key_arn]
 
     condition {
       test     = "StringLike"
       variable = "kms:ViaService"
-      values   = ["s3.${local.region}.amazonaws.com", "secretsmanager.${local.region}.amazonaws.com"]
+      values   = ["s3.${local.region}.amazonaws.com", "secretsmanager.${local.region}.amazonaws.com", "sqs.${local.region}.amazonaws.com"]
     }
   }
 }

@@ -44,6 +44,8 @@ resource "aws_mwaa_environment" "this" {
       "totes.ingestion_bucket" = local.stateful.ingestion_bucket
       "totes.processed_bucket" = local.stateful.processed_bucket
       "totes.warehouse_schema" = local.stateful.warehouse_schema
+      # The sales targets feed is picked up as files land (dags/totes_files.py, include/feeds.py).
+      "totes.sales_targets_queue_url" = local.stateful.sales_targets_queue_url
     },
     var.warehouse_asset_location == "" ? {} : { "totes.warehouse" = var.warehouse_asset_location },
   )

@@ -1,5 +1,5 @@
 # One customer-managed key for the data of the pipeline: both lake buckets, the secrets Airflow
-# reads and the alerts topic. Rotated yearly. The account root statement delegates access to
+# reads, the alerts topic and the sales targets queues. Rotated yearly. The account root statement delegates access to
 # IAM policies (the MWAA execution role gets Decrypt/GenerateDataKey through S3 and Secrets
 # Manager only); CloudWatch may use it to publish alarms to the encrypted SNS topic.
 resource "aws_kms_key" "data" {
@@ -16,6 +16,15 @@ resource "aws_kms_key" "data" {
         Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
         Action    = "kms:*"
         Resource  = "*"
+      },
+      {
+        # The targets bucket's notifications into the encrypted queue (feeds.tf).
+        Sid       = "S3NotifiesTheEncryptedQueue"
+        Effect    = "Allow"
+        Principal = { Service = "s3.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*"
+        Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
       },
       {
         Sid       = "CloudWatchAlarmsPublishToTheEncryptedTopic"

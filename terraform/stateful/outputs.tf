@@ -66,3 +66,23 @@ output "warehouse_schema" {
   description = "The warehouse schema (Airflow variable totes_warehouse_schema): terraform/mwaa names the warehouse Assets with it."
   value       = var.warehouse_schema
 }
+
+output "sales_targets_queue_url" {
+  description = "URL of the queue of the sales targets bucket's notifications ([totes] sales_targets_queue_url: the feed's AssetWatcher)."
+  value       = aws_sqs_queue.sales_targets.id
+}
+
+output "sales_targets_queue_arn" {
+  description = "ARN of that queue (terraform/mwaa lets the execution role receive and delete its messages)."
+  value       = aws_sqs_queue.sales_targets.arn
+}
+
+output "sales_targets_bucket_arn" {
+  description = "ARN of the sales department's targets bucket (terraform/mwaa grants read-only access to the feed's prefix)."
+  value       = data.aws_s3_bucket.sales_targets.arn
+}
+
+output "sales_targets_prefix" {
+  description = "The key prefix of the targets files in that bucket."
+  value       = var.sales_targets_prefix
+}

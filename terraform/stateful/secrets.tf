@@ -31,6 +31,8 @@ locals {
     totes_processed_bucket = aws_s3_bucket.lake["processed"].bucket
     totes_warehouse_schema = var.warehouse_schema
     totes_alert_emails     = join(",", var.alert_emails)
+    totes_targets_bucket   = var.sales_targets_bucket_name
+    totes_targets_prefix   = var.sales_targets_prefix
   }
 
   # Ephemeral: built from the ephemeral variables, only ever used in write-only arguments.

@@ -184,3 +184,23 @@ variable "alert_sender" {
   type        = string
   default     = "totes-etl@terrifictotes.com"
 }
+
+# ------------------------------------------------------------------------------------------
+# The sales targets feed (README "File feeds"): the sales department's own bucket
+# ------------------------------------------------------------------------------------------
+
+variable "sales_targets_bucket_name" {
+  description = "Airflow variable totes_targets_bucket: the sales department's existing bucket the monthly targets land in (this layer only adds the notification of their prefix)."
+  type        = string
+}
+
+variable "sales_targets_prefix" {
+  description = "Airflow variable totes_targets_prefix: the key prefix of the targets files in that bucket (with its trailing slash)."
+  type        = string
+  default     = "sales-targets/"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/$", var.sales_targets_prefix))
+    error_message = "sales_targets_prefix must be a plain key prefix ending in a slash, e.g. sales-targets/."
+  }
+}
