@@ -33,7 +33,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
@@ -54,8 +54,9 @@ log = logging.getLogger(__name__)
 FEEDS: dict[str, FileFeed] = {f.name: f for f in FILE_FEEDS}
 QUARANTINED_FILE = "file.body"  # as it was in the partner's bucket: it may not be JSON at all
 MAX_PROBLEMS = 20  # listed in a reason; the count says how many more
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_CODE = re.compile(r"^[A-Z]+$")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")  # fullmatch: no trailing newline, ASCII digits only
+_CODE = re.compile(r"[A-Z]+")
+MAX_COPY_BYTES = 5 * 2**30  # S3's largest single CopyObject
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 INT_LIMIT = 2**31
 
@@ -99,8 +100,8 @@ def list_objects(client: Any, bucket: str, prefix: str) -> list[SourceObject]:
     found = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for o in page.get("Contents", []):
-            if o["Key"].endswith("/"):
-                continue
+            if o["Key"].endswith("/") and int(o["Size"]) == 0:
+                continue  # a "folder" marker; a key ending in "/" with content is taken like any other
             found.append(SourceObject(o["Key"], o["ETag"].strip('"'), int(o["Size"]), to_naive_utc(o["LastModified"])))
     return found
 
@@ -113,8 +114,10 @@ def read_object(client: Any, bucket: str, obj: SourceObject, max_bytes: int) -> 
     """At most ``max_bytes`` + 1 bytes of the object, only if it still has the listed ETag; and its VersionId."""
     from botocore.exceptions import ClientError
 
+    # An empty object has no byte range to ask for (S3 answers 416): read it whole.
+    ranged = {"Range": f"bytes=0-{max_bytes}"} if obj.size else {}
     try:
-        answer = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=f'"{obj.etag}"', Range=f"bytes=0-{max_bytes}")
+        answer = client.get_object(Bucket=bucket, Key=obj.key, IfMatch=f'"{obj.etag}"', **ranged)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "NoSuchKey"):
             raise ObjectChanged(f"s3://{bucket}/{obj.key} changed or went away since it was listed") from None
@@ -149,6 +152,16 @@ def _short(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when it names a field twice (json keeps the last one, silently)."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f"the field {_short(key)} appears twice in one object")
+        found[key] = value
+    return found
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
@@ -166,20 +179,27 @@ def read_value(spec: JsonField, value: object) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | Decimal):
             raise ValueError(f"is not a number: {_short(value)}")
         number = Decimal(value)
+        if not number.is_finite():
+            raise ValueError(f"is not a finite number: {number}")
         if number < 0:
             raise ValueError(f"is negative: {number}")
-        if number.as_tuple().exponent < -scale and number != number.quantize(Decimal(1).scaleb(-scale)):
-            raise ValueError(f"has more than {scale} decimals: {number}")
+        # the size first: quantize below then needs at most ``precision`` digits
         if number >= Decimal(10) ** (precision - scale):
-            raise ValueError(f"is too large for numeric({precision},{scale}): {number}")
-        return number.quantize(Decimal(1).scaleb(-scale))
+            raise ValueError(f"is too large for numeric({precision},{scale}): {_short(number)}")
+        step = Decimal(1).scaleb(-scale)
+        with localcontext() as ctx:
+            ctx.prec = max(precision, 28) + scale + 2
+            exact = number.quantize(step)
+        if exact != number:
+            raise ValueError(f"has more than {scale} decimals: {_short(number)}")
+        return exact
     if spec.kind == "code":
         (length,) = spec.type.args
-        if not isinstance(value, str) or len(value) != length or not _CODE.match(value):
+        if not isinstance(value, str) or len(value) != length or not _CODE.fullmatch(value):
             raise ValueError(f"is not {length} capital letters: {_short(value)}")
         return value
     if spec.kind == "month":
-        match = _MONTH.match(value) if isinstance(value, str) else None
+        match = _MONTH.fullmatch(value) if isinstance(value, str) else None
         if not match or not 1 <= int(match[2]) <= 12:
             raise ValueError(f"is not a YYYY-MM month: {_short(value)}")
         return date(int(match[1]), int(match[2]), 1)
@@ -192,7 +212,10 @@ def read_value(spec: JsonField, value: object) -> Any:
             raise ValueError(f"is not an ISO 8601 timestamp: {_short(value)}") from None
         if moment.tzinfo is None:
             raise ValueError(f"has no time zone: {_short(value)}")
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            raise ValueError(f"is out of range in UTC: {_short(value)}") from None
         return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
     raise AssertionError(spec.kind)
 
@@ -204,10 +227,16 @@ def parse_document(f: FileFeed, body: bytes) -> Document:
     value or a record field not of its declared kind (``read_value``); records not a list; a
     record not an object, or with a missing or unexpected field; two records with the same
     ``record_key``."""
+    if not body.strip():
+        raise BadFile(["the file is empty"])
     try:
-        data = json.loads(body.decode("utf-8"), parse_float=Decimal, parse_constant=_refuse_constant)
+        data = json.loads(
+            body.decode("utf-8"), parse_float=Decimal, parse_constant=_refuse_constant, object_pairs_hook=_no_repeats
+        )
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadFile([f"the file is not JSON ({exc})"]) from None
+    except RecursionError:
+        raise BadFile(["the file is not JSON we read: nested too deeply"]) from None
     if not isinstance(data, dict):
         raise BadFile([f"the file is not a JSON object: {_short(data)}"])
     header, problems = _read_fields(f.header, data, "", also=(f.records,))
@@ -257,6 +286,10 @@ def _read_fields(
     return values, problems
 
 
+def _listed(values: list) -> str:
+    return ", ".join(map(str, values[:10])) + (f" and {len(values) - 10} more" if len(values) > 10 else "")
+
+
 def unknown_references(conn: psycopg.Connection, schema: str, f: FileFeed, records: list[dict[str, Any]]) -> list[str]:
     """A problem for each record value of a lookup field that names no row of its warehouse table."""
     problems = []
@@ -265,16 +298,18 @@ def unknown_references(conn: psycopg.Connection, schema: str, f: FileFeed, recor
         if not wanted:
             continue
         rows = conn.execute(
-            sql.SQL("SELECT DISTINCT {col} FROM {table} WHERE {col} = ANY(%s)").format(
+            sql.SQL("SELECT {col}, count(*) FROM {table} WHERE {col} = ANY(%s) GROUP BY 1").format(
                 col=sql.Identifier(lk.column), table=sql.Identifier(schema, lk.table)
             ),
             (wanted,),
         ).fetchall()
-        known = {r[0] for r in rows}
-        missing = [v for v in wanted if v not in known]
+        matches = {r[0]: r[1] for r in rows}
+        missing = [v for v in wanted if v not in matches]
         if missing:
-            shown = ", ".join(map(str, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-            problems.append(f"{lk.field} not in {lk.table}: {shown}")
+            problems.append(f"{lk.field} not in {lk.table}: {_listed(missing)}")
+        ambiguous = [v for v in wanted if matches.get(v, 0) > 1]
+        if ambiguous:  # the load could not tell which row a value means
+            problems.append(f"{lk.field} names more than one row of {lk.table}: {_listed(ambiguous)}")
     return problems
 
 
@@ -420,9 +455,18 @@ def pick_up(
                 "size": obj.size,
                 "problems": problems,
             }
-            if body is None:  # too large: copied as it is, never read into memory
+            if body is None and obj.size > MAX_COPY_BYTES:  # beyond one CopyObject: the reason alone, the file stays where it is
+                key = quarantine.store(
+                    lake, where, "reason.json", json.dumps(reason | {"kept_in_place": True}, indent=1).encode()
+                )
+            elif body is None:  # too large: copied as it is, never read into memory
                 key = f"{where}{QUARANTINED_FILE}"
-                _copy(partner, lake, obj, key)
+                try:
+                    _copy(partner, lake, obj, key)
+                except ObjectChanged as changed:
+                    log.warning("%s", changed)
+                    outcome.changed += 1
+                    continue
                 quarantine.store(lake, where, "reason.json", json.dumps(reason, indent=1).encode())
             else:
                 key = quarantine.store(lake, where, QUARANTINED_FILE, body, reason)
@@ -444,6 +488,9 @@ def pick_up(
     if parts:
         inputs = [f"{obj.uri(partner.bucket)}#{obj.etag}" for obj, _ in outcome.kept]
         manifest_key = publish(lake, records_prefix, parts, schema_, table=f.name, run_id=run_id, mode="files", inputs=inputs)
+        # copies an earlier attempt of this run kept of files it took then and not now
+        copies = {raw_copy_key(f, p.key) for p in parts}
+        lake.delete(k for k in lake.keys(files_prefix) if k not in copies)
     rows = sum(len(d.records) for _, d in outcome.kept)
     log.info(
         "%s: %d object(s) listed, %d new, %d kept (%d records), %d quarantined, %d changed while read, %d left for the next pick-up",
@@ -501,14 +548,23 @@ def _read_and_check(
         doc = parse_document(f, body)
     except BadFile as bad:
         return bad.problems, body, obj
+    except Exception as exc:  # a partner's file must never stop the feed: quarantined with what went wrong
+        return [f"the file could not be read ({type(exc).__name__}: {_short(str(exc))})"], body, obj
     return unknown_references(wh, schema, f, doc.records), body, obj
 
 
 def _copy(partner: Lake, lake: Lake, obj: SourceObject, key: str) -> None:
     """Server-side copy of the object at its listed ETag (no byte of it passes through the task)."""
-    lake.client.copy_object(
-        Bucket=lake.bucket, Key=key, CopySource={"Bucket": partner.bucket, "Key": obj.key}, CopySourceIfMatch=f'"{obj.etag}"'
-    )
+    from botocore.exceptions import ClientError
+
+    try:
+        lake.client.copy_object(
+            Bucket=lake.bucket, Key=key, CopySource={"Bucket": partner.bucket, "Key": obj.key}, CopySourceIfMatch=f'"{obj.etag}"'
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "NoSuchKey"):
+            raise ObjectChanged(f"s3://{partner.bucket}/{obj.key} changed or went away since it was listed") from None
+        raise
 
 
 # ------------------------------------------------------------------------------------------

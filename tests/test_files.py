@@ -293,7 +293,13 @@ BAD_FILES = {
     "unknown_staff": (None, "staff_id not in dim_staff: 99"),
     "unknown_currency": (None, "currency_code not in dim_currency: JPY"),
     "too_large": (b'{"month": "2024-11", ' + b" " * (SALES_TARGETS.max_bytes + 1) + b"}", "over the feed's limit"),
+    "empty": (b"", "the file is empty"),
+    "ends_in_slash": (b"not json", "not JSON"),  # a key like a folder's, with content: taken like any other
 }
+
+
+def bad_key(kind: str) -> str:
+    return f"sales-targets/bad/{kind}/" if kind == "ends_in_slash" else f"sales-targets/bad/{kind}/../{kind}.json"
 
 
 def bad_body(kind: str) -> bytes:
@@ -315,7 +321,7 @@ def test_each_kind_of_bad_file_is_quarantined_with_its_reason_and_mailed_while_g
     good = november()
     # hostile keys: path tricks and odd characters are only data
     good_key = rig.drop(good, "sales-targets/../../etc/targets <2024-11> ünïcode & 'quotes'.json")
-    bad_keys = {kind: rig.drop({}, f"sales-targets/bad/{kind}/../{kind}.json", bad_body(kind)) for kind in BAD_FILES}
+    bad_keys = {kind: rig.drop({}, bad_key(kind), bad_body(kind)) for kind in BAD_FILES}
     dr = rig.run()
     assert task_states(dr) == {"ensure_warehouse_schema": "success", "ingest": "success", "load": "success"}
     assert rig.targets() == expected_rows(good, good_key)
@@ -340,7 +346,7 @@ def test_each_kind_of_bad_file_is_quarantined_with_its_reason_and_mailed_while_g
     assert all(k.isascii() and " " not in k and ".." not in k for k in rig.objects())
 
     (mail,) = rig.mails(smtp_server, dr)
-    assert "5 file(s) of sales_targets quarantined" in mail["Subject"]
+    assert f"{len(BAD_FILES)} file(s) of sales_targets quarantined" in mail["Subject"]
     text = html.unescape(body_text(mail))
     for kind, key in bad_keys.items():
         assert f"s3://{rig.partner}/{key}" in text
@@ -415,6 +421,20 @@ def _doc(**changes) -> bytes:
         (_doc(record__target_value="12.50"), "targets[0].target_value is not a number"),
         (_doc(record__currency_code="gbp"), "targets[0].currency_code is not 3 capital letters"),
         (_doc(record__currency_code="GBPX"), "targets[0].currency_code is not 3 capital letters"),
+        (_doc(record__currency_code="GB\n"), "targets[0].currency_code is not 3 capital letters"),
+        (_doc(month="2024-11\n"), "month is not a YYYY-MM month"),
+        (_doc(month="\uff12\uff10\uff12\uff14-11"), "month is not a YYYY-MM month"),  # full-width digits
+        (_doc(published_at="0001-01-01T00:00:00+01:00"), "published_at is out of range in UTC"),
+        (_doc(record__target_value=1.5).replace(b"1.5", b"12345678901234567890123456789.001"), "is too large"),
+        (_doc(record__target_value=1.5).replace(b"1.5", b"1.0000000000000000000000000000000001"), "more than 2 decimals"),
+        (b"", "the file is empty"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"month": "2024-11", "month": "2024-12", "published_at": "2024-10-28T09:00:00Z", "targets": []}', "appears twice"),
+        (
+            b'{"month": "2024-11", "published_at": "2024-10-28T09:00:00Z", '
+            b'"targets": [{"staff_id": 1, "staff_id": 2, "currency_code": "GBP", "target_units": 1, "target_value": 1}]}',
+            "appears twice",
+        ),
     ],
 )
 def test_each_kind_of_bad_document_is_refused_with_its_reason(body, says):
