@@ -444,3 +444,18 @@ def test_the_readme_says_exactly_what_a_drifted_source_holds_back():
         source, held = (cell.strip() for cell in line.strip("|").split("|"))
         said[source.strip("`")] = re.findall(r"`(\w+)`", held)
     assert said == {s.name: [w.name for w in WAREHOUSE_TABLES if s.name in waits_for(w)] for s in SOURCE_TABLES}
+
+
+def test_scaling_md_holds_exactly_the_fit_of_the_committed_benchmark():
+    import json
+
+    from bench.scaling import RESULTS, fit, tables
+
+    text = (ROOT / "docs" / "scaling.md").read_text()
+    generated = text.split("<!-- bench.scaling: begin -->\n", 1)[1].split("<!-- bench.scaling: end -->", 1)[0]
+    assert generated == tables(json.loads(RESULTS.read_text()))
+    # the fit itself: exact on a line, flat for a falling series, residuals reported
+    line = fit([(0, 2.0), (1e6, 5.0), (2e6, 8.0)])
+    assert (round(line.fixed, 9), round(line.per_million, 9), round(line.worst, 9)) == (2.0, 3.0, 0.0)
+    flat = fit([(0, 6.0), (1e6, 5.0)])
+    assert (flat.per_million, flat.fixed, flat.worst) == (0.0, 5.5, 0.5)
