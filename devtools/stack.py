@@ -1,7 +1,8 @@
 """The embedded local stack: everything totes_etl needs on one machine, no Docker, loopback only.
 
     python -m devtools.stack up       # start it all (idempotent)
-    python -m devtools.stack demo     # up, run totes_etl once, show the warehouse, leave it running
+    python -m devtools.stack demo     # up, run totes_etl once, drop a sales targets file and see it
+                                      # arrive, show the warehouse, leave it running
     python -m devtools.stack status
     python -m devtools.stack down     # stop it all
     python -m devtools.stack airflow dags list   # the airflow CLI, with the stack's settings
@@ -10,7 +11,8 @@ What runs (state under .stack/):
 * PostgreSQL: the server in $TOTES_PG_URL if set (an admin URL), otherwise a cluster created in
   .stack/pg from the system's binaries on 127.0.0.1:$TOTES_PG_PORT (55432). Databases: totesys
   (generated, seed 42, scale $TOTES_SCALE), warehouse, and totes_airflow (Airflow's metadata).
-* S3: moto's server on 127.0.0.1:55000 with the ingestion and processed buckets.
+* S3 and SQS: moto's server on 127.0.0.1:55000 with the ingestion and processed buckets, and the
+  sales department's targets bucket, whose notifications go to a queue the triggerer polls.
 * SMTP: a server on 127.0.0.1:55025 that keeps every mail in .stack/mail/*.eml.
 * StatsD: a receiver on 127.0.0.1:58125 (UDP) that appends Airflow's and the pipeline's metrics
   to .stack/metrics/statsd.txt.
@@ -47,8 +49,9 @@ import psycopg
 
 from devtools.pg import LocalCluster, create_database, with_database
 from devtools.pg import airflow_connection as pg_airflow_connection
-from devtools.s3 import airflow_connection, create_buckets
+from devtools.s3 import airflow_connection, create_buckets, notify_queue
 from include.config import VARIABLES
+from include.registry import FILE_FEEDS, FileFeed
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = Path(os.environ.get("TOTES_STACK_DIR", ROOT / ".stack"))
@@ -233,6 +236,21 @@ def stack_secrets() -> dict[str, str]:
     return values
 
 
+def feed_queue_name(feed: FileFeed) -> str:
+    return f"totes-{feed.name.replace('_', '-')}"
+
+
+def feed_queue_url(feed: FileFeed) -> str:
+    """The URL moto gives the feed's queue (its default account): known before the queue exists."""
+    return f"http://127.0.0.1:{S3_PORT}/123456789012/{feed_queue_name(feed)}"
+
+
+def feed_location(feed: FileFeed) -> tuple[str, str]:
+    """(bucket, prefix) of a feed, from its variables as the stack sets them."""
+    bucket = os.environ.get(f"AIRFLOW_VAR_{feed.bucket_variable.upper()}", VARIABLES[feed.bucket_variable])
+    return bucket, os.environ.get(f"AIRFLOW_VAR_{feed.prefix_variable.upper()}", VARIABLES[feed.prefix_variable])
+
+
 def airflow_env(urls: dict[str, str]) -> dict[str, str]:
     keys = stack_secrets()
     home = STACK / "airflow"
@@ -284,6 +302,10 @@ def airflow_env(urls: dict[str, str]) -> dict[str, str]:
     )
     for name, default in VARIABLES.items():
         env[f"AIRFLOW_VAR_{name.upper()}"] = os.environ.get(f"AIRFLOW_VAR_{name.upper()}", default)
+    # Each file feed is picked up as its files land: its bucket's notifications go to a moto queue
+    # that the feed's AssetWatcher polls from the triggerer (include/feeds.py).
+    for feed in FILE_FEEDS:
+        env[f"AIRFLOW__TOTES__{feed.name.upper()}_QUEUE_URL"] = feed_queue_url(feed)
     return env
 
 
@@ -352,6 +374,12 @@ def up() -> dict[str, str]:
     start_process("s3", [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(S3_PORT)], dict(os.environ))
     wait_http(f"http://127.0.0.1:{S3_PORT}/moto-api/", 30)
     create_buckets(f"http://127.0.0.1:{S3_PORT}", VARIABLES["totes_ingestion_bucket"], VARIABLES["totes_processed_bucket"])
+    for feed in FILE_FEEDS:  # the partner's bucket, as the partner would have it, notifying the feed's queue
+        bucket, prefix = feed_location(feed)
+        create_buckets(f"http://127.0.0.1:{S3_PORT}", bucket)
+        url = notify_queue(f"http://127.0.0.1:{S3_PORT}", bucket, prefix, feed_queue_name(feed))
+        if url != feed_queue_url(feed):
+            raise RuntimeError(f"moto named the queue {url}, not {feed_queue_url(feed)}")
     start_process(
         "smtp",
         [sys.executable, "-m", "devtools.smtp", "--port", str(SMTP_PORT), "--maildir", str(STACK / "mail")],
@@ -438,6 +466,7 @@ def demo() -> int:
     for run_id, state in runs:
         log(f"totes_etl: run {run_id} finished: {state}")
     ok = all(state == "success" for _, state in runs)
+    ok = demo_feed(urls, env) and ok
     counts = warehouse_counts(urls["warehouse"], env["AIRFLOW_VAR_TOTES_WAREHOUSE_SCHEMA"])
     print("\nWarehouse (schema {}):".format(env["AIRFLOW_VAR_TOTES_WAREHOUSE_SCHEMA"]))
     for table, n in counts.items():
@@ -449,6 +478,54 @@ def demo() -> int:
         f"Failure mails land in {STACK / 'mail'}. Stop everything with: make down"
     )
     return 0 if ok and all(counts.values()) else 1
+
+
+def demo_feed(urls: dict[str, str], env: dict[str, str], timeout: float = 300) -> bool:
+    """Drop one month of sales targets into the sales department's bucket and show it arrive:
+    the bucket's notification wakes totes_feed_sales_targets (an asset-triggered run, not the
+    15-minute sweep), which loads sales_target. Needs dim_staff and dim_currency: after totes_etl."""
+    from datetime import date
+
+    from psycopg import sql
+
+    from devtools.s3 import client
+    from devtools.totesys.targets import drop, targets_document
+    from include.registry import SALES_TARGETS
+
+    schema = env["AIRFLOW_VAR_TOTES_WAREHOUSE_SCHEMA"]
+    with psycopg.connect(urls["warehouse"]) as wh:
+        staff = [r[0] for r in wh.execute(sql.SQL("SELECT staff_id FROM {}").format(sql.Identifier(schema, "dim_staff")))]
+        codes = [r[0] for r in wh.execute(sql.SQL("SELECT currency_code FROM {}").format(sql.Identifier(schema, "dim_currency")))]
+    airflow(env, "dags", "unpause", SALES_TARGETS.dag_id)
+    time.sleep(10)  # the triggerer takes up the feed's watcher once the DAG is unpaused
+    bucket, prefix = feed_location(SALES_TARGETS)
+    document = targets_document(staff, codes, date(2024, 11, 1))
+    key = drop(client(f"http://127.0.0.1:{S3_PORT}"), bucket, prefix, document)
+    log(f"{SALES_TARGETS.dag_id}: dropped s3://{bucket}/{key} ({len(document['targets'])} targets), waiting for it to arrive")
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(urls["airflow"], autocommit=True) as conn:
+        while True:
+            runs = conn.execute(
+                "SELECT run_id, run_type, state FROM dag_run WHERE dag_id = %s AND run_type = 'asset_triggered' ORDER BY id",
+                (SALES_TARGETS.dag_id,),
+            ).fetchall()
+            if runs and runs[-1][2] in ("success", "failed"):
+                break
+            if time.monotonic() > deadline:
+                log(
+                    f"{SALES_TARGETS.dag_id}: no notification-triggered run finished in {timeout:.0f} s (see the triggerer's log)"
+                )
+                return False
+            time.sleep(2)
+    run_id, _, state = runs[-1]
+    with psycopg.connect(urls["warehouse"]) as wh:
+        (rows,) = wh.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE source_key = %s").format(sql.Identifier(schema, "sales_target")), (key,)
+        ).fetchone()
+    log(
+        f"{SALES_TARGETS.dag_id}: run {run_id} (woken by the file's notification) finished: {state}; sales_target holds its {rows} rows"
+    )
+    return state == "success" and rows == len(document["targets"])
 
 
 def down() -> int:

@@ -49,6 +49,42 @@ def test_demo_fills_the_warehouse(stack):
     assert f"http://127.0.0.1:{env['TOTES_AIRFLOW_PORT']}" in out
 
 
+def test_the_demos_targets_file_arrived_through_its_notification_without_waiting_for_the_sweep(stack):
+    """The sales targets feed end to end (README "File feeds"): the demo drops a month's file into
+    the stack's targets bucket; moto's S3 notifies the feed's queue, the triggerer's AssetWatcher
+    turns the message into an Asset event, the scheduler runs totes_feed_sales_targets, and the
+    file's rows are in sales_target. The run was started by the file, not by the 15-minute clock."""
+    env, out = stack
+    admin = f"postgresql://postgres@127.0.0.1:{env['TOTES_PG_PORT']}/postgres"
+    with psycopg.connect(with_database(admin, "totes_airflow"), autocommit=True) as meta:
+        runs = meta.execute(
+            "SELECT r.run_id, r.state, r.run_type, extract(epoch FROM r.end_date - r.queued_at), "
+            "(SELECT count(*) FROM dagrun_asset_event e WHERE e.dag_run_id = r.id) "
+            "FROM dag_run r WHERE r.dag_id = 'totes_feed_sales_targets' ORDER BY r.id"
+        ).fetchall()
+        events = meta.execute(
+            "SELECT count(*) FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.name = 'sales_targets_arrivals'"
+        ).fetchone()[0]
+    woken = [r for r in runs if r[2] == "asset_triggered"]
+    assert woken, runs
+    run_id, state, _, seconds, consumed = woken[0]
+    assert state == "success"
+    assert consumed >= 1
+    assert events >= 1
+    assert seconds < 300, f"the run took {seconds:.0f} s from its queueing"
+    line = next(ln for ln in out.splitlines() if "woken by the file's notification" in ln)
+    assert run_id in line
+    assert "finished: success" in line
+    with psycopg.connect(with_database(admin, "warehouse")) as wh:
+        rows = wh.execute("SELECT count(*), count(DISTINCT source_key), min(target_month) FROM sales_target").fetchone()
+        (loaded,) = wh.execute("SELECT count(*) FROM etl_file WHERE outcome = 'loaded'").fetchone()
+        staff, currencies = (wh.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("dim_staff", "dim_currency"))  # nosec B608
+    assert rows[0] == staff * currencies
+    assert rows[1] == 1
+    assert str(rows[2]) == "2024-11-01"
+    assert loaded == 1
+
+
 def logged_metrics(stack_dir: Path) -> list[dict]:
     """The metric lines of every task log of the stack (JSON lines, as MWAA ships them to CloudWatch)."""
     out = []
