@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup demo up down status test lint audit pytest bench soak lock generate simulate clean
+.PHONY: setup demo up down status test lint audit pytest bench soak latency lock generate simulate clean
 
 setup:
 	@bash scripts/setup.sh
@@ -46,6 +46,9 @@ bench: setup
 
 soak: setup
 	$(PY) -m bench.soak $(SOAK_ARGS)
+
+latency: setup
+	$(PY) -m bench.latency $(LATENCY_ARGS)
 
 lock:
 	bash scripts/lock.sh
