@@ -77,8 +77,8 @@ def task_processes(scheduler_pid: int) -> list:
 
 
 def component_memory(stack) -> dict[str, float]:
-    """RSS (MB) of each Airflow component: its process and its children (the scheduler's idle
-    LocalExecutor workers, the api-server's workers), sampled between runs."""
+    """RSS (MB) of each Airflow component: its process and its children (the scheduler's
+    LocalExecutor workers, not the tasks they run; the api-server's workers), sampled between runs."""
     import psutil
 
     out = {}
@@ -88,7 +88,10 @@ def component_memory(stack) -> dict[str, float]:
             out[name] = 0.0
             continue
         proc = psutil.Process(pid)
-        tree = [proc, *proc.children(recursive=True)]
+        # The scheduler's tree without the task processes its LocalExecutor workers fork: a
+        # sample taken while a run (the scheduler's own, every 15 minutes) is under way would
+        # otherwise count each running task's ~200 MB as the scheduler's.
+        tree = [proc, *proc.children()] if name == "scheduler" else [proc, *proc.children(recursive=True)]
         out[name] = round(sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20, 1)
     return out
 
