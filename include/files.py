@@ -95,10 +95,13 @@ class SourceObject:
         return f"s3://{bucket}/{self.key}"
 
 
-def list_objects(client: Any, bucket: str, prefix: str) -> list[SourceObject]:
-    """Every object under ``prefix``, page after page (1,000 keys a page); "folder" markers skipped."""
+def list_objects(client: Any, bucket: str, prefix: str, *, page_size: int = 1000) -> list[SourceObject]:
+    """Every object under ``prefix``, page after page (S3 gives at most 1,000 keys a page); "folder" markers skipped."""
     found = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+    pages = client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
+    )
+    for page in pages:
         for o in page.get("Contents", []):
             if o["Key"].endswith("/") and int(o["Size"]) == 0:
                 continue  # a "folder" marker; a key ending in "/" with content is taken like any other

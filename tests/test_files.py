@@ -364,6 +364,24 @@ def test_each_kind_of_bad_file_is_quarantined_with_its_reason_and_mailed_while_g
     assert rig.targets() == expected_rows(good, good_key) | expected_rows(fixed, bad_keys["unknown_staff"])
 
 
+def test_the_sweep_lists_every_page_of_the_prefix_and_nothing_outside_it(s3_endpoint, new_buckets):
+    from include.files import list_objects
+
+    (bucket,) = new_buckets("partner")
+    s3 = s3_client(s3_endpoint)
+    keys = [f"{PREFIX}2024/{m:02d}/targets-2024-{m:02d}.json" for m in range(1, 8)]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"{}")
+    s3.put_object(Bucket=bucket, Key=f"{PREFIX}2024/", Body=b"")  # a console's "folder"
+    s3.put_object(Bucket=bucket, Key="sales-targets-old/x.json", Body=b"{}")  # shares the prefix's letters, not its slash
+    found = list_objects(s3, bucket, PREFIX, page_size=2)
+    # one page holds two keys: finding all seven took four pages
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=PREFIX, MaxKeys=2)["IsTruncated"] is True
+    assert sorted(o.key for o in found) == keys
+    assert {o.size for o in found} == {2}
+    assert all(o.etag and '"' not in o.etag for o in found)
+
+
 def test_what_the_registry_refuses_in_a_feed():
     import dataclasses
 
