@@ -30,7 +30,7 @@ from include.ddl import ensure_warehouse_schema
 from include.files import BadFile, parse_document, raw_copy_key
 from include.lake import run_key
 from include.registry import FILE_PROVENANCE, SALES_TARGET, SALES_TARGETS, FileFeed, JsonField, check_feeds
-from tests.conftest import ROOT, forget_dag_runs, parse_dag
+from tests.conftest import forget_dag_runs, parse_dag
 from tests.harness import task_states
 
 PREFIX = "sales-targets/"
@@ -167,7 +167,7 @@ def november(**kw) -> dict:
 
 
 @pytest.mark.e2e
-def test_a_file_dropped_is_in_the_warehouse_after_one_pick_up_and_kept_as_it_came(feed):
+def test_a_file_dropped_is_in_the_warehouse_after_one_pick_up_and_kept_as_it_came(feed, tmp_path):
     rig = feed()
     doc = november()
     key = rig.drop(doc)
@@ -187,12 +187,9 @@ def test_a_file_dropped_is_in_the_warehouse_after_one_pick_up_and_kept_as_it_cam
     assert manifest["inputs"] == [f"s3://{rig.partner}/{key}#{rig.etag(key)}"]
     assert rig.read(raw_copy_key(SALES_TARGETS, part["key"])) == rig.read(key, rig.partner)
     assert set(objects) == {f"{prefix}manifest.json", part["key"], raw_copy_key(SALES_TARGETS, part["key"])}
-    local = ROOT / ".pytest-part.parquet"
+    local = tmp_path / "part.parquet"
     local.write_bytes(rig.read(part["key"]))
-    try:
-        table = pq.read_table(local)
-    finally:
-        local.unlink()
+    table = pq.read_table(local)
     assert table.num_rows == 9
     assert set(table["source_key"].to_pylist()) == {key}
     # the warehouse row says which object it came from, at which version
@@ -200,7 +197,7 @@ def test_a_file_dropped_is_in_the_warehouse_after_one_pick_up_and_kept_as_it_cam
 
 
 @pytest.mark.e2e
-def test_the_same_file_again_a_second_notification_and_a_rerun_leave_the_same_warehouse(feed):
+def test_the_same_file_again_a_second_notification_and_a_rerun_leave_the_same_warehouse(feed, tmp_path):
     from include.files import pick_up
     from include.lake import Lake
     from include.operators._common import psycopg_connection, s3_hook
@@ -229,7 +226,7 @@ def test_the_same_file_again_a_second_notification_and_a_rerun_leave_the_same_wa
     with psycopg_connection("warehouse_db") as wh:
         result = pick_up(
             SALES_TARGETS, Lake(hook, rig.partner), Lake(hook, rig.ingestion), wh, "public", prefix=PREFIX,
-            run_id=first.run_id, interval_end=datetime(2024, 11, 15, 12, 15, tzinfo=UTC), workdir=str(ROOT),
+            run_id=first.run_id, interval_end=datetime(2024, 11, 15, 12, 15, tzinfo=UTC), workdir=str(tmp_path),
         )  # fmt: skip
     assert (result.listed, result.new, result.kept, result.manifest_key) == (1, 0, 0, None)
     assert rig.objects() == lake_before
