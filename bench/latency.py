@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                 if now >= stop_changing and len(found) == total:
                     break
                 time.sleep(2)
+        stack.wait_for_runs(urls, 0, timeout=900)  # the run that loaded the last change may still be checking
         with psycopg.connect(urls["airflow"], autocommit=True) as meta:
             runs = run_durations(meta, started)
     finally:
