@@ -51,7 +51,8 @@ for feed in FILE_FEEDS:
         doc_md=__doc__,
         render_template_as_native_obj=True,  # the load receives the pick-up's result as a dict
     ) as dag:
-        ensure_schema = WarehouseSchemaOperator(task_id="ensure_warehouse_schema", schema=WAREHOUSE_SCHEMA)
+        # keep_figures=False: the run figures are totes_etl's, and this DAG's run ids can equal its own
+        ensure_schema = WarehouseSchemaOperator(task_id="ensure_warehouse_schema", schema=WAREHOUSE_SCHEMA, keep_figures=False)
         ingest = FileFeedToIngestionOperator(
             task_id="ingest",
             feed=feed.name,

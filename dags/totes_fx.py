@@ -44,7 +44,8 @@ with DAG(
     # Templates render to Python objects: the load receives the ingest's result as a dict.
     render_template_as_native_obj=True,
 ) as dag:
-    ensure_schema = WarehouseSchemaOperator(task_id="ensure_warehouse_schema", schema=WAREHOUSE_SCHEMA)
+    # keep_figures=False: the run figures are totes_etl's, and this DAG's run ids can equal its own
+    ensure_schema = WarehouseSchemaOperator(task_id="ensure_warehouse_schema", schema=WAREHOUSE_SCHEMA, keep_figures=False)
     ingest = FxRatesToS3Operator(task_id="ingest_fx_rates", bucket=INGESTION_BUCKET, schema=WAREHOUSE_SCHEMA)
     load = FxRatesToWarehouseOperator(
         task_id="load_fx_rates", ingested=ingest.output, bucket=INGESTION_BUCKET, schema=WAREHOUSE_SCHEMA

@@ -581,3 +581,31 @@ def test_sales_vs_target_sets_each_salespersons_month_beside_its_target(feed):
         (2, NOV, 1, 0, Decimal("0"), 10, Decimal("50.00"), Decimal("0.0")),
         (3, NOV, 1, 4, Decimal("40.00"), None, None, None),
     ]
+
+
+@pytest.mark.e2e
+def test_a_feed_run_leaves_totes_etls_run_figures_alone_even_under_the_same_run_id(feed):
+    """Run ids are per DAG (scheduled__<logical date>): the feed's and totes_fx's schema task
+    must not forget totes_etl's figures of a run that happens to have the same id."""
+    rig = feed()
+    rig.drop(november())
+    dr = rig.run()
+    with psycopg.connect(rig.warehouse_url, autocommit=True) as wh:
+        wh.execute(
+            "INSERT INTO etl_stage_figures (run_id, stage, table_name, interval_start, interval_end, rows_written, seconds) "
+            "VALUES (%s, 'load', 'fact_sales_order', now(), now(), 7, 1)",
+            (dr.run_id,),
+        )
+    # the schema task of another DAG's run with that same id (its context as Airflow gives it)
+    from types import SimpleNamespace
+
+    from include.operators import WarehouseSchemaOperator
+
+    run = SimpleNamespace(run_id=dr.run_id, run_type="scheduled", logical_date=dr.logical_date, run_after=dr.run_after)
+    context = {"dag_run": run, "data_interval_start": dr.data_interval_start, "data_interval_end": dr.data_interval_end}
+    for keep, left in ((False, [(7,)]), (True, [])):  # totes_etl's own schema task does forget its earlier tries
+        WarehouseSchemaOperator(task_id=f"schema_{keep}", schema="public", keep_figures=keep).execute(context)
+        assert rig.sql("SELECT rows_written FROM etl_stage_figures WHERE run_id = %s", (dr.run_id,)) == left
+    for dag_file, dag_id in (("totes_files.py", SALES_TARGETS.dag_id), ("totes_fx.py", "totes_fx")):
+        assert parse_dag(dag_file, dag_id).get_task("ensure_warehouse_schema").keep_figures is False
+    assert parse_dag("totes_etl.py", "totes_etl").get_task("ensure_warehouse_schema").keep_figures is True

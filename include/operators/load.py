@@ -18,14 +18,17 @@ class WarehouseSchemaOperator(TotesOperator):
     (include.figures).
 
     :param schema: the warehouse schema (templated), e.g. ``public`` or ``project_team_3``
+    :param keep_figures: whether this DAG's runs own the run figures (totes_etl's do). Another
+        DAG's run ids can equal totes_etl's (``scheduled__<logical date>``), so its schema task
+        must not forget "earlier tries" of its run id: they would be totes_etl's figures.
     """
 
     template_fields: Sequence[str] = ("schema",)
     ui_color = "#fff2cc"
 
-    def __init__(self, *, schema: str, **kwargs: Any) -> None:
+    def __init__(self, *, schema: str, keep_figures: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.schema = schema
+        self.schema, self.keep_figures = schema, keep_figures
 
     def execute(self, context: Context) -> list[str]:
         from include.ddl import ensure_warehouse_schema
@@ -34,10 +37,14 @@ class WarehouseSchemaOperator(TotesOperator):
         run = run_of(context)
         with self.warehouse() as conn:
             created = ensure_warehouse_schema(conn, self.schema)
-            expired = apply_retention(conn, self.schema, run)
-            earlier = forget_run(conn, self.schema, run.run_id)
+            if self.keep_figures:
+                expired = apply_retention(conn, self.schema, run)
+                earlier = forget_run(conn, self.schema, run.run_id)
         self.log.info("Warehouse schema %s: %s", self.schema, f"created {created}" if created else "complete")
-        self.log.info("Figures: deleted %d row(s) older than %s and %d of earlier tries of this run", expired, RETENTION, earlier)
+        if self.keep_figures:
+            self.log.info(
+                "Figures: deleted %d row(s) older than %s and %d of earlier tries of this run", expired, RETENTION, earlier
+            )
         return created
 
 
