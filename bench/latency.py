@@ -28,6 +28,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.soak import percentile
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 LATENCY_DIR = ROOT / ".latency"
@@ -47,11 +49,6 @@ TRACKED = {
     "payment": ("fact_payment", "payment_amount"),
     "purchase_order": ("fact_purchase_orders", "item_quantity"),
 }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def change_one(conn, table: str, rng: random.Random) -> tuple[int, datetime, float]:

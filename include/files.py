@@ -40,7 +40,7 @@ from psycopg import sql
 
 from include import bookkeeping, quarantine
 from include.lake import Part, publish, quarantine_prefix, run_prefix, to_naive_utc
-from include.registry import FILE_FEEDS, WAREHOUSE, FileFeed, JsonField
+from include.registry import FILE_FEEDS, FileFeed, JsonField
 from include.results import FeedLoadResult, FeedPickUpResult
 
 if TYPE_CHECKING:
@@ -721,7 +721,3 @@ def _insert_records(cur: psycopg.Cursor, f: FileFeed, schema: str, t: pa.Table) 
             f"{', '.join(lk.table for lk in f.lookups)}; nothing of this load is kept"
         )
     return n
-
-
-def dimension_tables(f: FileFeed) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(lk.table for lk in f.lookups if lk.table in WAREHOUSE))
